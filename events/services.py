@@ -1,0 +1,288 @@
+"""Writes of the Event API: API keys and event ingestion."""
+
+import hashlib
+import json
+import logging
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import DatabaseError, OperationalError, transaction
+from django.utils import timezone
+
+from revvvs.hashing import secret_hmac
+from revvvs.models import Brand, Operator
+
+from .models import ApiKey, Event
+from .validation import CleanEvent, Invalid, validate_event
+
+logger = logging.getLogger(__name__)
+
+API_KEY_PREFIX = "rv_"
+LAST_USED_GRANULARITY_SECONDS = 60
+DEADLOCK_RETRIES = 3
+
+
+# --- API keys ---------------------------------------------------------------------------
+
+
+def api_key_hash(key: str) -> str:
+    # The key carries 256 bits of entropy, so a plain SHA-256 is enough (no slow KDF needed).
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def api_key_create(*, operator: Operator, name: str = "", created_by=None) -> tuple[ApiKey, str]:
+    """Create a key; returns the row and the key in clear, which is never stored."""
+    key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    api_key = ApiKey.objects.create(
+        operator=operator,
+        name=name,
+        prefix=key[:10],
+        key_hash=api_key_hash(key),
+        created_by=created_by,
+    )
+    return api_key, key
+
+
+def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+    return api_key
+
+
+def api_key_authenticate(*, key: str) -> ApiKey | None:
+    """The active key matching `key`, or None. Keeps `last_used_at` to the minute."""
+    if not key or not key.startswith(API_KEY_PREFIX):
+        return None
+    api_key = (
+        ApiKey.objects.select_related("operator")
+        .filter(key_hash=api_key_hash(key), revoked_at__isnull=True)
+        .first()
+    )
+    if api_key is None:
+        return None
+    now = timezone.now()
+    if (
+        api_key.last_used_at is None
+        or (now - api_key.last_used_at).total_seconds() > LAST_USED_GRANULARITY_SECONDS
+    ):
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        api_key.last_used_at = now
+    return api_key
+
+
+# --- Ingestion --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    """What happened to one event of a request; `as_dict` is its API result."""
+
+    idempotency_key: str | None
+    status: str  # accepted | duplicate | error
+    event_id: uuid.UUID | None = None
+    errors: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+    payload_mismatch: bool = False
+
+    def as_dict(self) -> dict:
+        result = {
+            "event_id": str(self.event_id) if self.event_id else None,
+            "idempotency_key": self.idempotency_key,
+            "status": self.status,
+        }
+        if self.status == "duplicate":
+            result["payload_mismatch"] = self.payload_mismatch
+        if self.errors:
+            result["errors"] = self.errors
+        if self.warnings:
+            result["warnings"] = self.warnings
+        return result
+
+
+def _jsonable(value):
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _stored_payload(raw: dict) -> dict:
+    # The payload is kept as sent, except the raw IP, which is never stored (SPEC §2).
+    payload = _jsonable(raw)
+    payload.pop("ip_address", None)
+    return payload
+
+
+def _payload_hash(clean: CleanEvent) -> str:
+    canonical = {
+        "event_type": clean.event_type,
+        "event_time": clean.event_time.isoformat(),
+        "brand_id": str(clean.brand_id),
+        "player_external_ref": clean.player_external_ref,
+        "currency": clean.currency,
+        "amount": str(clean.amount) if clean.amount is not None else None,
+        "extra": _jsonable(clean.extra),
+        "metadata": _jsonable(clean.metadata),
+    }
+    # Keyed hash: the canonical form may hold the player's IP address.
+    return secret_hmac(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode())
+
+
+def events_ingest(
+    *, api_key: ApiKey, raw_events: list, now: datetime | None = None
+) -> list[EventOutcome]:
+    """Validate and store events, each with its effects (player, attribution, commission).
+
+    Returns one outcome per input, in input order. Invalid events are answered, never stored.
+    A key already stored for the operator, or repeated earlier in the same request, is a
+    `duplicate` of its first use. The accepted events and all their effects commit in one
+    transaction; should the database refuse it for a reason validation could not foresee,
+    the events are retried one by one so that one bad event never spoils the rest.
+    """
+    now = now or timezone.now()
+    operator = api_key.operator
+    brand_ids = frozenset(Brand.objects.filter(operator=operator).values_list("id", flat=True))
+
+    outcomes: list[EventOutcome | None] = [None] * len(raw_events)
+    first_use: dict[str, int] = {}
+    pending: list[tuple[int, CleanEvent, Event]] = []
+    repeats: list[tuple[int, str, str]] = []  # (index, key, payload_hash)
+    for index, raw in enumerate(raw_events):
+        clean = validate_event(raw, brand_ids=brand_ids, now=now)
+        if isinstance(clean, Invalid):
+            outcomes[index] = EventOutcome(clean.idempotency_key, "error", errors=clean.errors)
+            continue
+        payload_hash = _payload_hash(clean)
+        if clean.idempotency_key in first_use:
+            repeats.append((index, clean.idempotency_key, payload_hash))
+            continue
+        first_use[clean.idempotency_key] = index
+        event = Event(
+            id=uuid.uuid4(),
+            operator=operator,
+            brand_id=clean.brand_id,
+            api_key=api_key,
+            event_type=clean.event_type,
+            event_time=clean.event_time,
+            received_at=now,
+            idempotency_key=clean.idempotency_key,
+            payload=_stored_payload(raw),
+            payload_hash=payload_hash,
+            currency=clean.currency,
+            amount=clean.amount,
+        )
+        pending.append((index, clean, event))
+
+    if pending:
+        try:
+            stored = _store_with_retry(operator, pending)
+        except DatabaseError:
+            logger.exception("batch refused by the database; storing its events one by one")
+            stored = {}
+            for item in pending:
+                try:
+                    stored.update(_store_with_retry(operator, [item]))
+                except DatabaseError:
+                    logger.exception("event %s refused by the database", item[1].idempotency_key)
+                    stored[item[0]] = EventOutcome(
+                        item[1].idempotency_key,
+                        "error",
+                        errors=[
+                            {
+                                "field": None,
+                                "message": "the event could not be stored; "
+                                "retry it with the same idempotency_key",
+                            }
+                        ],
+                    )
+        for index, outcome in stored.items():
+            outcomes[index] = outcome
+
+    for index, key, payload_hash in repeats:
+        first = outcomes[first_use[key]]
+        original_hash = next(e.payload_hash for i, _, e in pending if i == first_use[key])
+        if first.status == "error":
+            outcomes[index] = first
+            continue
+        outcomes[index] = EventOutcome(
+            key,
+            "duplicate",
+            event_id=first.event_id,
+            payload_mismatch=payload_hash != original_hash,
+        )
+    return outcomes
+
+
+def _store_with_retry(operator, pending) -> dict[int, EventOutcome]:
+    for attempt in range(DEADLOCK_RETRIES + 1):
+        try:
+            return _store(operator, pending)
+        except OperationalError as exc:
+            sqlstate = getattr(getattr(exc, "__cause__", None), "sqlstate", None)
+            if sqlstate not in ("40P01", "40001") or attempt == DEADLOCK_RETRIES:
+                raise
+            time.sleep(0.01 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _store(operator, pending) -> dict[int, EventOutcome]:
+    from attribution.services import events_apply, players_get_or_create
+    from commissions.services import events_book
+
+    # Rows are written in a fixed order (by player, then by key), so concurrent requests
+    # touching the same players and keys queue up instead of deadlocking.
+    with transaction.atomic():
+        players = players_get_or_create(
+            keys={(clean.brand_id, clean.player_external_ref) for _, clean, _ in pending}
+        )
+        for _, clean, event in pending:
+            event.player = players[(clean.brand_id, clean.player_external_ref)]
+        events = sorted((event for _, _, event in pending), key=lambda e: e.idempotency_key)
+        Event.objects.bulk_create(events, ignore_conflicts=True)
+        inserted = set(
+            Event.objects.filter(id__in=[e.id for e in events]).values_list("id", flat=True)
+        )
+        originals = {}
+        if len(inserted) < len(events):
+            originals = {
+                row["idempotency_key"]: row
+                for row in Event.objects.filter(
+                    operator=operator,
+                    idempotency_key__in=[e.idempotency_key for e in events if e.id not in inserted],
+                ).values("id", "idempotency_key", "payload_hash")
+            }
+        new_events = [e for e in events if e.id in inserted]
+        new_events.sort(key=lambda e: (e.event_time, e.idempotency_key))
+        applied = events_apply(events=new_events)
+        events_book(events=new_events, newly_registered=applied.newly_registered)
+        with_warnings = []
+        for event in new_events:
+            if applied.warnings.get(event.id):
+                event.warnings = applied.warnings[event.id]
+                with_warnings.append(event)
+        if with_warnings:
+            Event.objects.bulk_update(with_warnings, ["warnings"])
+
+    result = {}
+    for index, _clean, event in pending:
+        if event.id in inserted:
+            result[index] = EventOutcome(
+                event.idempotency_key, "accepted", event_id=event.id, warnings=event.warnings or []
+            )
+        else:
+            original = originals[event.idempotency_key]
+            result[index] = EventOutcome(
+                event.idempotency_key,
+                "duplicate",
+                event_id=original["id"],
+                payload_mismatch=original["payload_hash"] != event.payload_hash,
+            )
+    return result

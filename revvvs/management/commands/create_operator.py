@@ -1,0 +1,44 @@
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from revvvs.models import Operator
+from revvvs.services import operator_create
+
+
+class Command(BaseCommand):
+    help = "Create an operator with its brands and a first API key (shown once)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--name", required=True, help="The operator's name.")
+        parser.add_argument(
+            "--brand",
+            action="append",
+            required=True,
+            dest="brands",
+            help="A brand name (repeatable).",
+        )
+        parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
+
+    def handle(self, *args, name, brands, json: bool = False, **options):
+        if Operator.objects.filter(name=name).exists():
+            raise CommandError(f"an operator named {name!r} exists already")
+        if len(set(brands)) != len(brands):
+            raise CommandError("brand names must differ")
+        created = operator_create(name=name, brand_names=brands)
+        result = {
+            "operator_id": created.operator.pk,
+            "api_key": created.api_key,
+            "brands": [{"brand_id": str(b.id), "name": b.name} for b in created.brands],
+        }
+        if json:
+            self.stdout.write(_dumps(result))
+            return
+        self.stdout.write(f"Operator {created.operator.name} (id {created.operator.pk})")
+        for brand in result["brands"]:
+            self.stdout.write(f"  brand {brand['name']}: {brand['brand_id']}")
+        self.stdout.write(f"API key (shown once, store it now): {created.api_key}")
+
+
+def _dumps(value) -> str:
+    return json.dumps(value, indent=2)

@@ -1,0 +1,91 @@
+"""Operator scoping for the admin: a manager sees and changes only their operator's data."""
+
+from django.contrib import admin
+from django.db.models import QuerySet
+
+
+def user_operator_id(user) -> int | None:
+    """None for a superuser (sees all), the operator id for a manager."""
+    if user.is_superuser:
+        return None
+    return user.operator_id or -1  # a staff user without an operator sees nothing
+
+
+def scope_queryset(queryset: QuerySet, user, operator_path: str) -> QuerySet:
+    operator_id = user_operator_id(user)
+    if operator_id is None:
+        return queryset
+    return queryset.filter(**{operator_path: operator_id})
+
+
+# How each model reaches its operator; used to scope foreign-key choices in forms.
+OPERATOR_PATHS: dict[str, str] = {
+    "revvvs.operator": "pk",
+    "revvvs.brand": "operator",
+    "revvvs.user": "operator",
+    "events.apikey": "operator",
+    "events.event": "operator",
+    "attribution.affiliate": "operator",
+    "attribution.trackinglink": "affiliate__operator",
+    "attribution.promocode": "operator",
+    "attribution.click": "affiliate__operator",
+    "attribution.player": "brand__operator",
+}
+
+
+def register_operator_path(model_label: str, path: str) -> None:
+    OPERATOR_PATHS[model_label.lower()] = path
+
+
+class OperatorScopedAdmin(admin.ModelAdmin):
+    """Subclasses set `operator_path` (the lookup from the model to its operator)."""
+
+    operator_path = "operator"
+
+    def get_queryset(self, request):
+        return scope_queryset(super().get_queryset(request), request.user, self.operator_path)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        self._scope_choices(field, db_field, request)
+        return field
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        field = super().formfield_for_manytomany(db_field, request, **kwargs)
+        self._scope_choices(field, db_field, request)
+        return field
+
+    def _scope_choices(self, field, db_field, request):
+        if field is None or not hasattr(field, "queryset"):
+            return
+        path = OPERATOR_PATHS.get(db_field.related_model._meta.label_lower)
+        if path is not None:
+            field.queryset = scope_queryset(field.queryset, request.user, path)
+
+    def save_model(self, request, obj, form, change):
+        # A manager's new rows belong to their operator, whatever the form held.
+        operator_id = user_operator_id(request.user)
+        if (
+            operator_id is not None
+            and self.operator_path == "operator"
+            and hasattr(obj, "operator_id")
+        ):
+            obj.operator_id = operator_id
+        super().save_model(request, obj, form, change)
+
+    def get_exclude(self, request, obj=None):
+        exclude = list(super().get_exclude(request, obj) or [])
+        if not request.user.is_superuser and self.operator_path == "operator":
+            exclude.append("operator")
+        return exclude
+
+
+class OperatorScopedInline:
+    """Mixin for inlines: scope foreign-key choices to the manager's operator."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        path = OPERATOR_PATHS.get(db_field.related_model._meta.label_lower)
+        if field is not None and path is not None and hasattr(field, "queryset"):
+            field.queryset = scope_queryset(field.queryset, request.user, path)
+        return field
