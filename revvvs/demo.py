@@ -1,7 +1,10 @@
 """Idempotent demo data: one operator, two brands, a known API key and logins.
 
-The apps add their own demo data through `attribution.demo` and `commissions.demo`, each
-given the result so far and returning the keys it adds to `seed_demo --json`."""
+The apps add their own demo data through `attribution.demo` and `commissions.demo`: each may
+define `seed_demo(*, operator, brands, result) -> dict` (entities) and
+`seed_events(*, operator, brands, result) -> dict` (events sent through the real pipeline),
+given the result so far and returning the keys it adds to `seed_demo --json`. Everything
+uses fixed identities (idempotency keys, uuid5 ids), so running it again changes nothing."""
 
 import uuid
 
@@ -63,12 +66,16 @@ def seed_demo() -> dict:
         "manager": {"username": manager.username, "password": DEMO_MANAGER[1]},
         "admin": {"username": DEMO_ADMIN[0], "password": DEMO_ADMIN[1]},
     }
-    for module_name in ("attribution.demo", "commissions.demo"):
-        try:
-            module = __import__(module_name, fromlist=["seed_demo"])
-        except ModuleNotFoundError:
-            continue
-        result.update(module.seed_demo(operator=operator, brands=brands, result=result))
+    # Entities first (affiliates, links, plans), then events through the real pipeline, so
+    # that the events find the plans they book against.
+    for phase in ("seed_demo", "seed_events"):
+        for module_name in ("attribution.demo", "commissions.demo"):
+            try:
+                module = __import__(module_name, fromlist=[phase])
+            except ModuleNotFoundError:
+                continue
+            if hasattr(module, phase):
+                result.update(getattr(module, phase)(operator=operator, brands=brands, result=result))
     return result
 
 
