@@ -1,6 +1,7 @@
 """Writes of the Event API: API keys and event ingestion."""
 
 import hashlib
+import ipaddress
 import json
 import logging
 import secrets
@@ -13,7 +14,7 @@ from decimal import Decimal
 from django.db import DatabaseError, OperationalError, transaction
 from django.utils import timezone
 
-from revvvs.hashing import secret_hmac
+from revvvs.hashing import ip_hmac, secret_hmac
 from revvvs.models import Brand, Operator
 
 from .models import ApiKey, Event
@@ -115,9 +116,12 @@ def _jsonable(value):
 
 
 def _stored_payload(raw: dict) -> dict:
-    # The payload is kept as sent, except the raw IP, which is never stored (SPEC §2).
+    # The payload is kept as sent, except the raw IP, which is never stored (SPEC §2): its
+    # HMAC takes its place, which is all last-click attribution needs.
     payload = _jsonable(raw)
-    payload.pop("ip_address", None)
+    ip = payload.pop("ip_address", None)
+    if ip:
+        payload["ip_hash"] = ip_hmac(str(ipaddress.ip_address(ip)))
     return payload
 
 
