@@ -1,0 +1,1 @@
+"""Admin: plans, assignments, ledger, FX rates, pending FX."""

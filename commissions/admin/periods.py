@@ -1,0 +1,1 @@
+"""Admin: periods and statements, and the admin index figures."""

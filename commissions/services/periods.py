@@ -1,0 +1,1 @@
+"""Period close and statements (SPEC §5: periods)."""
