@@ -139,6 +139,12 @@ class LedgerEntry(models.Model):
     reverses = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="reversed_by"
     )
+    reattributed_kind = models.CharField(
+        max_length=30,
+        choices=LedgerKind.choices,
+        blank=True,
+        help_text="For a reattribution entry: the kind of commission it moves (cpa, revshare…).",
+    )
     memo = models.TextField(blank=True)
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -152,6 +158,12 @@ class LedgerEntry(models.Model):
             # CPA at most once per player, ever.
             models.UniqueConstraint(
                 fields=["player"], condition=Q(kind="cpa"), name="ledger_cpa_once_per_player"
+            ),
+            # A CPA is clawed back at most once (there is at most one CPA to claw back).
+            models.UniqueConstraint(
+                fields=["player"],
+                condition=Q(kind="cpa_reversal"),
+                name="ledger_cpa_reversal_once_per_player",
             ),
         ]
         indexes = [
@@ -171,15 +183,22 @@ class PlayerMonthNgr(models.Model):
     month = models.DateField()
     latest_event = models.ForeignKey("events.Event", on_delete=models.PROTECT, related_name="+")
     latest_event_time = models.DateTimeField()
+    # Tie-break between updates with the same event_time: the larger idempotency key wins,
+    # so the outcome does not depend on the order the updates arrive in.
+    latest_idempotency_key = models.CharField(max_length=255, default="")
     ngr_total = MoneyField(help_text="In the event's currency.")
     currency = models.CharField(max_length=3)
     ngr_total_plan = MoneyField(null=True, blank=True, help_text="In the plan currency.")
-    revshare_booked = MoneyField(default=0)
+    revshare_booked = MoneyField(default=0, help_text="In revshare_currency.")
+    revshare_currency = models.CharField(max_length=3, blank=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["player", "month"], name="ngr_one_row_per_player_month")
         ]
+
+    def __str__(self):
+        return f"{self.player_id} {self.month:%Y-%m}: {self.ngr_total} {self.currency}"
 
 
 class FxRate(models.Model):
@@ -219,6 +238,13 @@ class PendingFx(models.Model):
     class Meta:
         ordering = ["created_at"]
         verbose_name = "pending-FX event"
+        indexes = [
+            models.Index(
+                fields=["operator", "created_at"],
+                condition=Q(resolved_at__isnull=True),
+                name="pendingfx_open",
+            )
+        ]
 
     def __str__(self):
         return f"{self.event} needs {self.from_currency}→{self.to_currency} on {self.rate_date}"

@@ -1,5 +1,6 @@
 """Writes of the Event API: API keys and event ingestion."""
 
+import functools
 import hashlib
 import ipaddress
 import json
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import DatabaseError, OperationalError, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from revvvs.hashing import ip_hmac, secret_hmac
@@ -56,14 +57,22 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
 
 
 def api_key_authenticate(*, key: str) -> ApiKey | None:
-    """The active key matching `key`, or None. Keeps `last_used_at` to the minute."""
+    """The active key matching `key`, or None. Keeps `last_used_at` to the minute.
+
+    Looked up on every request, never cached, so a revoked key stops working at once. On
+    PostgreSQL one precompiled query brings the key, its operator and the operator's brand
+    ids (which `events_ingest` needs next): compiling the equivalent ORM query costs about
+    ten times its execution, on a path that runs for every request."""
     if not key or not key.startswith(API_KEY_PREFIX):
         return None
-    api_key = (
-        ApiKey.objects.select_related("operator")
-        .filter(key_hash=api_key_hash(key), revoked_at__isnull=True)
-        .first()
-    )
+    if connection.vendor == "postgresql":
+        api_key = _api_key_fetch(api_key_hash(key))
+    else:
+        api_key = (
+            ApiKey.objects.select_related("operator")
+            .filter(key_hash=api_key_hash(key), revoked_at__isnull=True)
+            .first()
+        )
     if api_key is None:
         return None
     now = timezone.now()
@@ -74,6 +83,70 @@ def api_key_authenticate(*, key: str) -> ApiKey | None:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
         api_key.last_used_at = now
     return api_key
+
+
+@functools.cache
+def _api_key_fetch_plan() -> tuple[str, list, list]:
+    """The query of `_api_key_fetch` and how to read its row, built once from the models."""
+    qn = connection.ops.quote_name
+    key_meta, operator_meta, brand_meta = ApiKey._meta, Operator._meta, Brand._meta
+
+    def column(meta, name):
+        return qn(meta.get_field(name).column)
+
+    parts = [(ApiKey, "k", list(key_meta.concrete_fields))]
+    parts.append((Operator, "o", list(operator_meta.concrete_fields)))
+    columns = [f"{alias}.{qn(f.column)}" for _, alias, fields in parts for f in fields]
+    columns.append(
+        f"ARRAY(SELECT b.{qn(brand_meta.pk.column)} FROM {qn(brand_meta.db_table)} b "
+        f"WHERE b.{column(brand_meta, 'operator')} = k.{column(key_meta, 'operator')})"
+    )
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {qn(key_meta.db_table)} k "
+        f"JOIN {qn(operator_meta.db_table)} o "
+        f"ON o.{qn(operator_meta.pk.column)} = k.{column(key_meta, 'operator')} "
+        f"WHERE k.{column(key_meta, 'key_hash')} = %s AND k.{column(key_meta, 'revoked_at')} "
+        "IS NULL"
+    )
+    readers = [
+        (
+            model,
+            [f.attname for f in fields],
+            [(index, f, f.get_db_converters(connection)) for index, f in enumerate(fields)],
+        )
+        for model, _, fields in parts
+    ]
+    return sql, readers
+
+
+def _api_key_fetch(key_hash: str) -> ApiKey | None:
+    sql, readers = _api_key_fetch_plan()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [key_hash])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    instances, offset = [], 0
+    for model, attnames, fields in readers:
+        values = list(row[offset : offset + len(attnames)])
+        for index, f, converters in fields:
+            for converter in converters:
+                values[index] = converter(values[index], f, connection)
+        instances.append(model.from_db(connection.alias, attnames, values))
+        offset += len(attnames)
+    api_key, operator = instances
+    api_key.operator = operator
+    api_key.operator_brand_ids = row[-1]
+    return api_key
+
+
+def _operator_brand_ids(api_key: ApiKey) -> frozenset:
+    brand_ids = getattr(api_key, "operator_brand_ids", None)
+    if brand_ids is None:
+        brand_ids = Brand.objects.filter(operator_id=api_key.operator_id).values_list(
+            "id", flat=True
+        )
+    return frozenset(brand_ids)
 
 
 # --- Ingestion --------------------------------------------------------------------------
@@ -105,14 +178,25 @@ class EventOutcome:
         return result
 
 
+_SCALARS = frozenset({str, int, bool, float, type(None)})
+
+
 def _jsonable(value):
+    """`value` with every Decimal as its string (the JSON parser makes numbers Decimals)."""
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: v if type(v) in _SCALARS else _jsonable(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_jsonable(v) for v in value]
+        return [v if type(v) in _SCALARS else _jsonable(v) for v in value]
     return value
+
+
+def _decimal_as_str(value):
+    # json.dumps default: what _jsonable does, for the values the encoder cannot take.
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _stored_payload(raw: dict) -> dict:
@@ -133,11 +217,12 @@ def _payload_hash(clean: CleanEvent) -> str:
         "player_external_ref": clean.player_external_ref,
         "currency": clean.currency,
         "amount": str(clean.amount) if clean.amount is not None else None,
-        "extra": _jsonable(clean.extra),
-        "metadata": _jsonable(clean.metadata),
+        "extra": clean.extra,
+        "metadata": clean.metadata,
     }
     # Keyed hash: the canonical form may hold the player's IP address.
-    return secret_hmac(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode())
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=_decimal_as_str)
+    return secret_hmac(text.encode())
 
 
 def events_ingest(
@@ -153,7 +238,7 @@ def events_ingest(
     """
     now = now or timezone.now()
     operator = api_key.operator
-    brand_ids = frozenset(Brand.objects.filter(operator=operator).values_list("id", flat=True))
+    brand_ids = _operator_brand_ids(api_key)
 
     outcomes: list[EventOutcome | None] = [None] * len(raw_events)
     first_use: dict[str, int] = {}
@@ -188,12 +273,18 @@ def events_ingest(
     if pending:
         try:
             stored = _store_with_retry(operator, pending)
+        except (InterfaceError, OperationalError):
+            # The database is unreachable or overloaded, not refusing an event: nothing was
+            # stored, so the request answers 503 (revvvs.middleware) and the sender retries.
+            raise
         except DatabaseError:
             logger.exception("batch refused by the database; storing its events one by one")
             stored = {}
             for item in pending:
                 try:
                     stored.update(_store_with_retry(operator, [item]))
+                except (InterfaceError, OperationalError):
+                    raise
                 except DatabaseError:
                     logger.exception("event %s refused by the database", item[1].idempotency_key)
                     stored[item[0]] = EventOutcome(
@@ -250,10 +341,7 @@ def _store(operator, pending) -> dict[int, EventOutcome]:
         for _, clean, event in pending:
             event.player = players[(clean.brand_id, clean.player_external_ref)]
         events = sorted((event for _, _, event in pending), key=lambda e: e.idempotency_key)
-        Event.objects.bulk_create(events, ignore_conflicts=True)
-        inserted = set(
-            Event.objects.filter(id__in=[e.id for e in events]).values_list("id", flat=True)
-        )
+        inserted = _events_insert(events)
         originals = {}
         if len(inserted) < len(events):
             originals = {
@@ -261,7 +349,9 @@ def _store(operator, pending) -> dict[int, EventOutcome]:
                 for row in Event.objects.filter(
                     operator=operator,
                     idempotency_key__in=[e.idempotency_key for e in events if e.id not in inserted],
-                ).values("id", "idempotency_key", "payload_hash")
+                )
+                .order_by()
+                .values("id", "idempotency_key", "payload_hash")
             }
         new_events = [e for e in events if e.id in inserted]
         new_events.sort(key=lambda e: (e.event_time, e.idempotency_key))
@@ -290,3 +380,87 @@ def _store(operator, pending) -> dict[int, EventOutcome]:
                 payload_mismatch=original["payload_hash"] != event.payload_hash,
             )
     return result
+
+
+# The columns _events_insert writes on PostgreSQL, with their SQL types.
+_INSERT_FIELDS = (
+    "id",
+    "operator",
+    "brand",
+    "player",
+    "api_key",
+    "event_type",
+    "event_time",
+    "received_at",
+    "idempotency_key",
+    "payload",
+    "payload_hash",
+    "currency",
+    "amount",
+    "warnings",
+)
+
+
+@functools.cache
+def _events_insert_sql() -> str | None:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING id of a JSON array of rows, or None when
+    the Event model has columns this statement does not know (then bulk_create is used)."""
+    fields = [Event._meta.get_field(name) for name in _INSERT_FIELDS]
+    if {f.column for f in Event._meta.concrete_fields} != {f.column for f in fields}:
+        return None
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    record = ", ".join(
+        f"{connection.ops.quote_name(f.column)} {f.db_type(connection)}" for f in fields
+    )
+    return (
+        f"INSERT INTO {connection.ops.quote_name(Event._meta.db_table)} ({columns}) "
+        f"SELECT {columns} FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) AS ({record})) "
+        f"WITH ORDINALITY AS r({columns}, n) ORDER BY n ON CONFLICT DO NOTHING RETURNING id"
+    )
+
+
+def _events_insert(events: list[Event]) -> set[uuid.UUID]:
+    """Insert `events` in their order, skipping keys the operator already used; returns the
+    ids of the rows inserted.
+
+    On PostgreSQL the batch travels as one JSON parameter: one statement, no per-value
+    quoting in Python (the client-side binding of Django's psycopg cursors makes that the
+    costliest part of a 100-row bulk_create), and RETURNING says which rows went in."""
+    sql = _events_insert_sql() if connection.vendor == "postgresql" else None
+    if sql is None:
+        Event.objects.bulk_create(events, ignore_conflicts=True)
+        return set(
+            Event.objects.filter(id__in=[e.id for e in events])
+            .order_by()
+            .values_list("id", flat=True)
+        )
+    rows = json.dumps(
+        [
+            {
+                "id": str(e.id),
+                "operator_id": e.operator_id,
+                "brand_id": str(e.brand_id),
+                "player_id": e.player_id,
+                "api_key_id": e.api_key_id,
+                "event_type": e.event_type,
+                "event_time": e.event_time.isoformat(),
+                "received_at": e.received_at.isoformat(),
+                "idempotency_key": e.idempotency_key,
+                "payload": e.payload,
+                "payload_hash": e.payload_hash,
+                "currency": e.currency,
+                "amount": None if e.amount is None else str(e.amount),
+                "warnings": e.warnings,
+            }
+            for e in events
+        ],
+        separators=(",", ":"),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [rows])
+        inserted = {row[0] for row in cursor.fetchall()}
+    for event in events:
+        if event.id in inserted:
+            event._state.adding = False
+            event._state.db = connection.alias
+    return inserted

@@ -2,13 +2,16 @@
 
 Hand-written rather than a DRF serializer: it runs for every event on the ingestion hot
 path (up to 100 per request), must give the exact field-level messages of the Event
-Reference, and must see amounts as the Decimal the JSON parser produced, never a float.
-It does no I/O: the brand lookup is a set of the operator's brand ids passed in.
+Reference (docs/events.md), and must see amounts as the Decimal the JSON parser produced,
+never a float. It does no I/O: the brand lookup is a set of the operator's brand ids passed
+in. Every message says what to send instead, because the caller is a developer reading a
+log line.
 """
 
 import difflib
 import ipaddress
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,6 +27,7 @@ from .models import EventType
 MAX_FUTURE = timedelta(minutes=5)
 MAX_METADATA_BYTES = 4096
 MAX_AMOUNT = Decimal(10) ** (MONEY_MAX_DIGITS - MONEY_DECIMAL_PLACES)
+AMOUNT_QUANTUM = Decimal(1).scaleb(-MONEY_DECIMAL_PLACES)
 
 CURRENCIES = frozenset(c.alpha_3 for c in pycountry.currencies)
 COUNTRIES = frozenset(c.alpha_2 for c in pycountry.countries)
@@ -47,9 +51,13 @@ TYPE_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     EventType.BONUS_GRANTED: (MONEY, ()),
     EventType.PLAYER_STATUS: (("status",), ()),
 }
-ALL_FIELDS = frozenset(
-    COMMON_REQUIRED + COMMON_OPTIONAL + tuple(f for r, o in TYPE_FIELDS.values() for f in r + o)
-)
+EVENT_TYPES = tuple(str(t) for t in TYPE_FIELDS)
+# The fields an event of each type may carry, common ones included.
+ALLOWED_FIELDS: dict[str, frozenset[str]] = {
+    t: frozenset(COMMON_REQUIRED + COMMON_OPTIONAL + required + optional)
+    for t, (required, optional) in TYPE_FIELDS.items()
+}
+ALL_FIELDS = frozenset().union(*ALLOWED_FIELDS.values())
 # Types whose `amount` must be > 0 (ngr_update takes any sign, wagers take >= 0).
 POSITIVE_AMOUNT_TYPES = frozenset(
     {
@@ -60,6 +68,62 @@ POSITIVE_AMOUNT_TYPES = frozenset(
         EventType.BONUS_GRANTED,
     }
 )
+WAGER_TYPES = frozenset({EventType.WAGER_PLACED, EventType.WAGER_SETTLED})
+
+# Names other platforms use for our fields: a typo here silently loses attribution or money,
+# so the error names the field to use. Keys are normalised (snake_case, no separators).
+ALIASES = {
+    "type": "event_type",
+    "event": "event_type",
+    "eventname": "event_type",
+    "time": "event_time",
+    "timestamp": "event_time",
+    "eventtimestamp": "event_time",
+    "occurredat": "event_time",
+    "createdat": "event_time",
+    "date": "event_time",
+    "brand": "brand_id",
+    "brandid": "brand_id",
+    "branduuid": "brand_id",
+    "siteid": "brand_id",
+    "player": "player_external_ref",
+    "playerid": "player_external_ref",
+    "playerref": "player_external_ref",
+    "externalref": "player_external_ref",
+    "externalplayerid": "player_external_ref",
+    "userid": "player_external_ref",
+    "customerid": "player_external_ref",
+    "key": "idempotency_key",
+    "idempotency": "idempotency_key",
+    "eventid": "idempotency_key",
+    "dedupkey": "idempotency_key",
+    "click": "click_id",
+    "clickref": "click_id",
+    "promo": "promo_code",
+    "promocode": "promo_code",
+    "bonuscode": "promo_code",
+    "coupon": "promo_code",
+    "ip": "ip_address",
+    "ipaddr": "ip_address",
+    "useragent": "user_agent",
+    "ua": "user_agent",
+    "countrycode": "country",
+    "value": "amount",
+    "sum": "amount",
+    "ngr": "amount",
+    "ccy": "currency",
+    "currencycode": "currency",
+    "win": "win_amount",
+    "payout": "win_amount",
+    "meta": "metadata",
+    "extra": "metadata",
+    "playerstatus": "status",
+    "depositkey": "deposit_idempotency_key",
+    "depositid": "deposit_idempotency_key",
+}
+
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_SEPARATORS = re.compile(r"[\s\-.]+")
 
 
 @dataclass
@@ -83,62 +147,143 @@ class Invalid:
     errors: list[dict]
 
 
-def _err(errors: list, name: str, message: str) -> None:
+def _err(errors: list, name: str | None, message: str) -> None:
     errors.append({"field": name, "message": message})
 
 
+def _json_type(value) -> str:
+    """How a JSON value's type reads in a message ("a number", "an object", ...)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | Decimal | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+# --- field names ------------------------------------------------------------------------
+
+
+def _snake(name: str) -> str:
+    return _SEPARATORS.sub("_", _CAMEL_BOUNDARY.sub("_", name.strip())).lower()
+
+
+def _types_with(name: str) -> list[str]:
+    return [t for t in EVENT_TYPES if name in ALLOWED_FIELDS[t]]
+
+
+def _suggest(name: str, candidates: frozenset[str]) -> str | None:
+    """The known field `name` most likely meant, among `candidates`, or None."""
+    snake = _snake(name)
+    if snake in candidates:
+        return snake  # playerExternalRef, Click-Id, EVENT_TYPE
+    squashed = snake.replace("_", "")
+    for candidate in sorted(candidates):
+        if candidate.replace("_", "") == squashed:
+            return candidate  # clickid, idempotencykey
+    alias = ALIASES.get(squashed)
+    if alias in candidates:
+        return alias  # player_ref, timestamp, ip
+    # The name's words are a subset of one field's words (player_ref -> player_external_ref).
+    words = set(filter(None, snake.split("_")))
+    by_words = [c for c in sorted(candidates) if words and words < set(c.split("_"))]
+    if len(by_words) == 1:
+        return by_words[0]
+    close = difflib.get_close_matches(snake, sorted(candidates), n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def unknown_field_message(name: str, event_type: str | None) -> str:
+    """The message for a field that `event_type` does not take (None: type not known)."""
+    shown = name if len(name) <= 64 else name[:61] + "..."
+    if event_type is not None and name in ALL_FIELDS:
+        owners = ", ".join(_types_with(name))
+        return f"'{shown}' is not a field of {event_type} events; it belongs to {owners} events"
+    own = ALLOWED_FIELDS[event_type] if event_type is not None else ALL_FIELDS
+    suggestion = _suggest(name, own)
+    if suggestion is not None:
+        return f"unknown field '{shown}'; did you mean '{suggestion}'?"
+    suggestion = _suggest(name, ALL_FIELDS)
+    if suggestion is not None:
+        owners = ", ".join(_types_with(suggestion))
+        return (
+            f"unknown field '{shown}'; did you mean '{suggestion}'? "
+            f"(a field of {owners} events, not of {event_type})"
+        )
+    fields = ", ".join(sorted(own))
+    kind = f"{event_type} events" if event_type else "events"
+    return f"unknown field '{shown}'; the fields of {kind} are: {fields}"
+
+
+# --- values -----------------------------------------------------------------------------
+
+
 def parse_amount(value, name: str, errors: list) -> Decimal | None:
+    """A money amount: a JSON number (parsed as Decimal, never float) or a decimal string
+    with at most 4 decimal places. Returns it quantized to the money places."""
+    example = 'e.g. 50.00 or "50.00"'
+    if isinstance(value, float):  # only when a caller parsed JSON without parse_float=Decimal
+        value = Decimal(repr(value))
     if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
-        _err(errors, name, 'must be a JSON number or a decimal string, e.g. 50.00 or "50.00"')
+        _err(
+            errors,
+            name,
+            f"must be a JSON number or a decimal string, {example}; got {_json_type(value)}",
+        )
         return None
     if isinstance(value, str):
         text = value.strip()
-        try:
-            amount = Decimal(text)
-        except InvalidOperation:
-            _err(errors, name, f"'{value}' is not a decimal number, e.g. \"50.00\"")
+        if not re.fullmatch(r"[+-]?(\d+(\.\d*)?|\.\d+)", text):
+            _err(errors, name, f"'{value[:40]}' is not a plain decimal number, {example}")
             return None
-        if (
-            not text
-            or text.lower().lstrip("+-") in {"nan", "snan", "inf", "infinity"}
-            or "e" in text.lower()
-        ):
-            _err(errors, name, 'must be written as plain decimal digits, e.g. "50.00"')
-            return None
+        amount = Decimal(text)
     else:
-        amount = Decimal(value)
+        try:
+            amount = Decimal(value)
+        except (InvalidOperation, ValueError):
+            _err(errors, name, f"is not a number, {example}")
+            return None
     if not amount.is_finite():
         _err(errors, name, "must be a finite number")
-        return None
-    exponent = amount.as_tuple().exponent
-    if (
-        isinstance(exponent, int)
-        and exponent < -MONEY_DECIMAL_PLACES
-        and amount != amount.quantize(Decimal(1).scaleb(-MONEY_DECIMAL_PLACES))
-    ):
-        _err(errors, name, f"has more than {MONEY_DECIMAL_PLACES} decimal places")
         return None
     if abs(amount) >= MAX_AMOUNT:
         _err(errors, name, f"must be less than {MAX_AMOUNT:,} in absolute value")
         return None
-    return amount.quantize(Decimal(1).scaleb(-MONEY_DECIMAL_PLACES))
+    quantized = amount.quantize(AMOUNT_QUANTUM)
+    if quantized != amount:
+        _err(
+            errors,
+            name,
+            f"has more than {MONEY_DECIMAL_PLACES} decimal places; round it to at most "
+            f'{MONEY_DECIMAL_PLACES}, e.g. "{quantized}"',
+        )
+        return None
+    return quantized
 
 
 def parse_event_time(value, errors: list, now: datetime) -> datetime | None:
+    example = "e.g. 2026-03-15T10:00:00Z"
     if not isinstance(value, str):
         _err(
             errors,
             "event_time",
-            "must be an ISO 8601 string with a UTC offset, e.g. 2026-03-15T10:00:00Z",
+            f"must be an ISO 8601 string with a UTC offset, {example}; got {_json_type(value)}",
         )
         return None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        _err(errors, "event_time", f"'{value}' is not an ISO 8601 time, e.g. 2026-03-15T10:00:00Z")
+        _err(errors, "event_time", f"'{value[:60]}' is not an ISO 8601 time, {example}")
         return None
     if "T" not in value.upper() and " " not in value:
-        _err(errors, "event_time", "must include a time of day, e.g. 2026-03-15T10:00:00Z")
+        _err(errors, "event_time", f"must include a time of day, {example}")
         return None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         _err(
@@ -147,16 +292,31 @@ def parse_event_time(value, errors: list, now: datetime) -> datetime | None:
             "has no UTC offset; add 'Z' or an offset such as +02:00 (naive times are ambiguous)",
         )
         return None
-    parsed = parsed.astimezone(UTC)
+    try:
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:
+        _err(errors, "event_time", f"is out of range, {example}")
+        return None
     if parsed > now + MAX_FUTURE:
-        _err(errors, "event_time", "is more than 5 minutes in the future; check the sender's clock")
+        _err(
+            errors,
+            "event_time",
+            "is more than 5 minutes in the future; send events when they happen and check "
+            "the sender's clock",
+        )
         return None
     return parsed
 
 
 def _string(value, name: str, errors: list, *, max_length: int, min_length: int = 1) -> str | None:
     if not isinstance(value, str):
-        _err(errors, name, f"must be a string of {min_length}–{max_length} characters")
+        hint = f' (send it quoted, e.g. "{value}")' if isinstance(value, int | Decimal) else ""
+        _err(
+            errors,
+            name,
+            f"must be a string of {min_length}–{max_length} characters; got {_json_type(value)}"
+            f"{hint}",
+        )
         return None
     if not (min_length <= len(value) <= max_length):
         _err(errors, name, f"must be {min_length}–{max_length} characters long (got {len(value)})")
@@ -164,69 +324,83 @@ def _string(value, name: str, errors: list, *, max_length: int, min_length: int 
     return value
 
 
-def _unknown_field_message(name: str, event_type: str | None) -> str:
-    if name in ALL_FIELDS and event_type in TYPE_FIELDS:
-        return f"is not a field of event_type '{event_type}'"
-    candidates = ALL_FIELDS
-    if event_type in TYPE_FIELDS:
-        required, optional = TYPE_FIELDS[event_type]
-        candidates = frozenset(COMMON_REQUIRED + COMMON_OPTIONAL + required + optional)
-    close = difflib.get_close_matches(name.lower(), sorted(candidates), n=1, cutoff=0.7)
-    if not close:
-        normalised = name.lower().replace("-", "_").replace(" ", "_")
-        close = [c for c in candidates if c.replace("_", "") == normalised.replace("_", "")]
-    if close:
-        return f"unknown field; did you mean '{close[0]}'?"
-    return "unknown field"
+def _choice(value, name: str, errors: list, choices: tuple[str, ...]) -> str | None:
+    if isinstance(value, str) and value in choices:
+        return value
+    hint = ""
+    if isinstance(value, str):
+        close = difflib.get_close_matches(_snake(value), choices, n=1, cutoff=0.6)
+        if close:
+            hint = f"; did you mean '{close[0]}'?"
+    _err(errors, name, f"must be one of: {', '.join(choices)}{hint}")
+    return None
+
+
+# --- the event --------------------------------------------------------------------------
 
 
 def validate_event(
     raw, *, brand_ids: frozenset, now: datetime | None = None
 ) -> CleanEvent | Invalid:
-    """Validate one event object. `brand_ids` are the UUIDs of the key's operator's brands."""
+    """Validate one event object. `brand_ids` are the UUIDs of the key's operator's brands.
+
+    Returns the typed event, or every problem found (not only the first) so that the
+    sender fixes them in one go."""
     now = now or timezone.now()
     if not isinstance(raw, dict):
-        return Invalid(None, [{"field": None, "message": "each event must be a JSON object"}])
+        return Invalid(
+            None,
+            [
+                {
+                    "field": None,
+                    "message": f"each event must be a JSON object; got {_json_type(raw)}",
+                }
+            ],
+        )
     errors: list[dict] = []
 
-    key = raw.get("idempotency_key")
     idempotency_key = None
     if "idempotency_key" not in raw:
         _err(errors, "idempotency_key", "is required")
-    elif (key := _string(key, "idempotency_key", errors, max_length=255)) is not None:
+    elif raw["idempotency_key"] is None:
+        _err(errors, "idempotency_key", "must not be null")
+    elif key := _string(raw["idempotency_key"], "idempotency_key", errors, max_length=255):
         if not key.isprintable():
-            _err(errors, "idempotency_key", "must contain printable characters only")
+            _err(
+                errors,
+                "idempotency_key",
+                "must contain printable characters only (no control characters or newlines)",
+            )
         else:
             idempotency_key = key
 
     event_type = raw.get("event_type")
     if "event_type" not in raw:
-        _err(errors, "event_type", "is required")
+        _err(errors, "event_type", "is required; one of: " + ", ".join(EVENT_TYPES))
         event_type = None
-    elif event_type not in TYPE_FIELDS:
-        _err(errors, "event_type", f"must be one of: {', '.join(TYPE_FIELDS)}")
-        event_type = None
+    elif event_type is None:
+        _err(errors, "event_type", "must not be null; one of: " + ", ".join(EVENT_TYPES))
+    else:
+        event_type = _choice(event_type, "event_type", errors, EVENT_TYPES)
 
+    allowed = ALLOWED_FIELDS[event_type] if event_type is not None else ALL_FIELDS
     for name in raw:
-        if name not in COMMON_REQUIRED and name not in COMMON_OPTIONAL:
-            if event_type is None:
-                if name not in ALL_FIELDS:
-                    _err(errors, name, _unknown_field_message(name, None))
-            elif name not in TYPE_FIELDS[event_type][0] and name not in TYPE_FIELDS[event_type][1]:
-                _err(errors, name, _unknown_field_message(name, event_type))
+        if name not in allowed:
+            _err(errors, name, unknown_field_message(name, event_type))
 
     required = COMMON_REQUIRED + (TYPE_FIELDS[event_type][0] if event_type else ())
     for name in required:
-        if name not in raw and name not in ("idempotency_key", "event_type"):
-            _err(errors, name, "is required")
-        elif raw.get(name) is None and name in raw:
+        if name in ("idempotency_key", "event_type"):
+            continue
+        if name not in raw:
+            where = "" if name in COMMON_REQUIRED else f" for {event_type} events"
+            _err(errors, name, f"is required{where}")
+        elif raw[name] is None:
             _err(errors, name, "must not be null")
 
-    event_time = (
-        parse_event_time(raw["event_time"], errors, now)
-        if raw.get("event_time") is not None
-        else None
-    )
+    event_time = None
+    if raw.get("event_time") is not None:
+        event_time = parse_event_time(raw["event_time"], errors, now)
 
     brand_id = None
     if raw.get("brand_id") is not None:
@@ -236,8 +410,13 @@ def validate_event(
         except ValueError:
             brand_id = None
         if brand_id is None:
-            _err(errors, "brand_id", "must be a UUID, e.g. 0b5e1f3a-5c8e-4a4e-9d1c-2f6b7c8d9e0f")
+            _err(
+                errors,
+                "brand_id",
+                "must be a brand UUID, e.g. 0b5e1f3a-5c8e-4a4e-9d1c-2f6b7c8d9e0f",
+            )
         elif brand_id not in brand_ids:
+            # A brand of another operator reads exactly like one that does not exist.
             _err(errors, "brand_id", "unknown brand_id")
             brand_id = None
 
@@ -246,11 +425,17 @@ def validate_event(
         ref = _string(raw["player_external_ref"], "player_external_ref", errors, max_length=128)
 
     metadata = raw.get("metadata")
-    if "metadata" in raw and metadata is not None:
+    if metadata is not None:
         if not isinstance(metadata, dict):
-            _err(errors, "metadata", "must be a JSON object")
-        elif len(json.dumps(metadata, default=str).encode()) > MAX_METADATA_BYTES:
-            _err(errors, "metadata", f"must be at most {MAX_METADATA_BYTES} bytes as JSON")
+            _err(errors, "metadata", f"must be a JSON object; got {_json_type(metadata)}")
+        else:
+            size = len(json.dumps(metadata, default=str, separators=(",", ":")).encode())
+            if size > MAX_METADATA_BYTES:
+                _err(
+                    errors,
+                    "metadata",
+                    f"must be at most {MAX_METADATA_BYTES} bytes as JSON (got {size})",
+                )
 
     currency, amount, extra = "", None, {}
     if event_type:
@@ -271,40 +456,46 @@ def validate_event(
     )
 
 
+def _currency(value, errors: list) -> str:
+    if isinstance(value, str) and value in CURRENCIES:
+        return value
+    hint = ""
+    if isinstance(value, str) and value.strip().upper() in CURRENCIES:
+        hint = f" (did you mean '{value.strip().upper()}'?)"
+    elif isinstance(value, str):
+        hint = f" ('{value[:20]}' is not one)"
+    else:
+        hint = f"; got {_json_type(value)}"
+    _err(errors, "currency", f"must be an uppercase ISO 4217 code such as EUR{hint}")
+    return ""
+
+
 def _validate_type_fields(event_type: str, raw: dict, errors: list):
     currency, amount, extra = "", None, {}
     if raw.get("currency") is not None:
-        value = raw["currency"]
-        if not isinstance(value, str) or value not in CURRENCIES:
-            hint = (
-                f" (did you mean '{value.upper()}'?)"
-                if isinstance(value, str) and value.upper() in CURRENCIES
-                else ""
-            )
-            _err(errors, "currency", f"must be an uppercase ISO 4217 code such as EUR{hint}")
-        else:
-            currency = value
+        currency = _currency(raw["currency"], errors)
     if raw.get("amount") is not None:
         amount = parse_amount(raw["amount"], "amount", errors)
         if amount is not None:
             if event_type in POSITIVE_AMOUNT_TYPES and amount <= 0:
-                _err(errors, "amount", f"must be greater than 0 for {event_type}")
-            elif event_type in (EventType.WAGER_PLACED, EventType.WAGER_SETTLED) and amount < 0:
-                _err(errors, "amount", "must not be negative")
-    if event_type in (EventType.WAGER_PLACED, EventType.WAGER_SETTLED):
+                _err(
+                    errors,
+                    "amount",
+                    f"must be greater than 0 for {event_type} events (got {amount.normalize()})",
+                )
+            elif event_type in WAGER_TYPES and amount < 0:
+                _err(errors, "amount", f"must not be negative for {event_type} events")
+    if event_type in WAGER_TYPES:
         win = raw.get("win_amount")
         if win is not None:
             win = parse_amount(win, "win_amount", errors)
             if win is not None and win < 0:
                 _err(errors, "win_amount", "must not be negative")
             extra["win_amount"] = win
-        if (amount is not None or win is not None) and "currency" not in raw:
+        if (raw.get("amount") is not None or win is not None) and raw.get("currency") is None:
             _err(errors, "currency", "is required when an amount is given")
-        product = raw.get("product")
-        if product is not None:
-            if product not in PRODUCTS:
-                _err(errors, "product", f"must be one of: {', '.join(PRODUCTS)}")
-            extra["product"] = product
+        if raw.get("product") is not None:
+            extra["product"] = _choice(raw["product"], "product", errors, PRODUCTS)
     elif event_type == EventType.REGISTRATION:
         for name, max_length in (("click_id", 255), ("promo_code", 64), ("user_agent", 1000)):
             if raw.get(name) is not None:
@@ -312,7 +503,14 @@ def _validate_type_fields(event_type: str, raw: dict, errors: list):
         country = raw.get("country")
         if country is not None:
             if not isinstance(country, str) or country not in COUNTRIES:
-                _err(errors, "country", "must be an uppercase ISO 3166-1 alpha-2 code such as GB")
+                hint = ""
+                if isinstance(country, str) and country.strip().upper() in COUNTRIES:
+                    hint = f" (did you mean '{country.strip().upper()}'?)"
+                _err(
+                    errors,
+                    "country",
+                    f"must be an uppercase ISO 3166-1 alpha-2 code such as GB{hint}",
+                )
             extra["country"] = country
         ip = raw.get("ip_address")
         if ip is not None:
@@ -321,15 +519,13 @@ def _validate_type_fields(event_type: str, raw: dict, errors: list):
             except ValueError:
                 extra["ip_address"] = None
             if extra["ip_address"] is None:
-                _err(errors, "ip_address", "must be an IPv4 or IPv6 address")
+                _err(errors, "ip_address", "must be an IPv4 or IPv6 address, e.g. 203.0.113.7")
     elif event_type == EventType.CHARGEBACK:
         if raw.get("deposit_idempotency_key") is not None:
             extra["deposit_idempotency_key"] = _string(
                 raw["deposit_idempotency_key"], "deposit_idempotency_key", errors, max_length=255
             )
     elif event_type == EventType.PLAYER_STATUS:
-        status = raw.get("status")
-        if status is not None and status not in PLAYER_STATUSES:
-            _err(errors, "status", f"must be one of: {', '.join(PLAYER_STATUSES)}")
-        extra["status"] = status
+        if raw.get("status") is not None:
+            extra["status"] = _choice(raw["status"], "status", errors, PLAYER_STATUSES)
     return currency, amount, extra

@@ -115,3 +115,28 @@ class PlayerFactory(factory.django.DjangoModelFactory):
 
     brand = factory.SubFactory(BrandFactory)
     external_ref = factory.Sequence(lambda n: f"player_{n:06d}")
+
+
+# --- events / tenancy admin ----------------------------------------------------------------
+
+
+class SuperuserFactory(UserFactory):
+    is_staff = True
+    is_superuser = True
+
+
+class PermittedManagerFactory(ManagerFactory):
+    """A manager holding every model permission of the programme's apps, users included
+    (seed_demo's managers lack the user permissions), to prove that scoping, not missing
+    permissions, hides other operators' rows."""
+
+    @factory.post_generation
+    def permissions(obj, create, extracted, **kwargs):  # noqa: N805
+        from django.contrib.auth.models import Permission
+
+        if create:
+            obj.user_permissions.add(
+                *Permission.objects.filter(
+                    content_type__app_label__in=["revvvs", "events", "attribution", "commissions"]
+                )
+            )

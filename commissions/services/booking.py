@@ -1,16 +1,1010 @@
-"""Writes of the commission side: ledger, plans, FX, periods, statements."""
+"""Booking: events into ledger entries (CPA, clawback, RevShare), FX, reattribution, manual
+adjustments, plan assignments. The rules and decisions are in docs/commissions.md#booking.
 
-from attribution.models import Player
-from events.models import Event
+`events_book` runs inside the Event API's transaction, so an accepted event and its
+commission commit together. It is set-based: an event for an unattributed player, or of a
+type that earns nothing, costs no query; a batch that books loads the players' locks, the
+plans, the CPA state, the deposits, the FX rates, the NGR state and the closed periods once
+each, and writes the entries in bulk (a CPA, once per player ever, in its own savepoint).
+"""
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from attribution.models import Affiliate, Player, PlayerStatus
+from events.models import Event, EventType
+from revvvs.money import quantize
+
+from ..models import (
+    CommissionPlan,
+    LedgerEntry,
+    LedgerKind,
+    PendingFx,
+    PlanAssignment,
+    PlayerMonthNgr,
+)
+from .fx import FxTable, fx_table_load
+
+DEPOSIT_TYPES = frozenset({EventType.FIRST_DEPOSIT, EventType.DEPOSIT})
+MONEY_TYPES = DEPOSIT_TYPES | {EventType.CHARGEBACK}
+BOOKING_TYPES = MONEY_TYPES | {EventType.NGR_UPDATE}
+EXCLUDED_STATUSES = frozenset({PlayerStatus.SELF_EXCLUDED, PlayerStatus.CLOSED, PlayerStatus.FRAUD})
+ZERO = Decimal(0)
+
+
+# --- Dates and periods --------------------------------------------------------------------
+
+
+def utc_date(moment: datetime) -> date:
+    return moment.astimezone(UTC).date()
+
+
+def month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def next_month(month: date) -> date:
+    return date(month.year + (month.month == 12), month.month % 12 + 1, 1)
+
+
+def _booking_floor(operator_id: int) -> date | None:
+    # The periods service owns the rule (months close in order) and the lock that keeps an
+    # entry from landing in a month while it is being closed (shared here, for the rest of
+    # the transaction; exclusive in the close).
+    from .periods import period_booking_floor
+
+    return period_booking_floor(operator_id=operator_id)
+
+
+def _first_open(floor: date | None, day: date) -> date:
+    month = month_start(day)
+    return floor if floor is not None and month < floor else month
+
+
+def period_for(*, operator, day: date) -> date:
+    """The month (its first day) an entry dated `day` books into: its own month, or, when
+    that month is closed for the operator, the first open month after the closed ones.
+    Call it inside the transaction that writes the entry (it takes the period lock)."""
+    return _first_open(_booking_floor(operator.pk), day)
+
+
+class _Periods:
+    """The operator's booking floor, read once per batch and only when something books."""
+
+    def __init__(self, operator_id: int):
+        self.operator_id = operator_id
+        self._loaded = False
+        self._floor: date | None = None
+
+    def for_day(self, day: date) -> date:
+        if not self._loaded:
+            self._floor, self._loaded = _booking_floor(self.operator_id), True
+        return _first_open(self._floor, day)
+
+
+# --- Plans --------------------------------------------------------------------------------
+
+
+class _PlanBook:
+    """The assignments (with plans) of a set of affiliates, loaded with one query."""
+
+    def __init__(self, affiliate_ids):
+        self.by_affiliate: dict[int, list[PlanAssignment]] = defaultdict(list)
+        if affiliate_ids:
+            for assignment in PlanAssignment.objects.filter(
+                affiliate_id__in=set(affiliate_ids)
+            ).select_related("plan"):
+                self.by_affiliate[assignment.affiliate_id].append(assignment)
+
+    def plan_for(self, affiliate_id, brand_id, day: date) -> CommissionPlan | None:
+        """The plan in force on `day`: a brand-specific assignment beats an all-brands one."""
+        fallback = None
+        for assignment in self.by_affiliate.get(affiliate_id, ()):
+            if assignment.valid_from <= day and (
+                assignment.valid_to is None or day <= assignment.valid_to
+            ):
+                if assignment.brand_id == brand_id:
+                    return assignment.plan
+                if assignment.brand_id is None:
+                    fallback = assignment.plan
+        return fallback
+
+
+def revshare_target(plan: CommissionPlan, ngr: Decimal) -> Decimal:
+    """What a month-to-date NGR (plan currency) earns at the base rate: the admin fee is
+    taken from positive NGR only; negative NGR earns negative RevShare."""
+    if ngr > 0:
+        ngr = ngr * (Decimal(100) - plan.admin_fee_percent) / Decimal(100)
+    return quantize(ngr * plan.revshare_rate)
+
+
+def plan_countries(plan: CommissionPlan) -> frozenset[str]:
+    return frozenset(c.strip().upper() for c in plan.cpa_countries.split(",") if c.strip())
+
+
+# --- The batch ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Money:
+    """A stored deposit, first deposit or chargeback, as CPA qualification needs it."""
+
+    id: uuid.UUID
+    event_type: str
+    event_time: datetime
+    currency: str
+    amount: Decimal
+    idempotency_key: str
+    deposit_key: str = ""  # a chargeback's deposit_idempotency_key
+
+
+@dataclass
+class _Facts:
+    """A player as of now, read under its row lock."""
+
+    id: int
+    affiliate_id: int | None
+    brand_id: uuid.UUID
+    status: str
+    country: str
+    registered_at: datetime | None
+
+
+@dataclass
+class _CpaState:
+    has_cpa: bool = False
+    qualified_at: datetime | None = None
+    reversed: bool = False
+    cpa_entry: LedgerEntry | None = None
+    # The current affiliate's CPA credit (its cpa entry, or a reattributed one).
+    credit_entries: list[LedgerEntry] = field(default_factory=list)
+
+
+def _money_of(row: dict) -> _Money:
+    return _Money(
+        id=row["id"],
+        event_type=row["event_type"],
+        event_time=row["event_time"],
+        currency=row["currency"],
+        amount=row["amount"],
+        idempotency_key=row["idempotency_key"],
+        deposit_key=(row["payload"] or {}).get("deposit_idempotency_key") or "",
+    )
+
+
+def _thresholds_met(
+    plan: CommissionPlan,
+    registered_at: datetime,
+    known: list[_Money],
+    fx: FxTable,
+    chargebacks_until: datetime | None = None,
+) -> bool:
+    """First deposit ≥ min_first_deposit and deposits within qualification_days of the
+    registration ≥ min_total_deposits, both net of chargebacks, in the plan currency.
+    Amounts without an FX rate are left out (their events wait as pending FX)."""
+    deadline = registered_at + timedelta(days=plan.qualification_days)
+
+    def plan_amount(m: _Money) -> Decimal | None:
+        conversion = fx.convert(m.amount, m.currency, plan.currency, utc_date(m.event_time))
+        return None if conversion is None else conversion.amount
+
+    first, total, charged_back = None, ZERO, []
+    for m in known:
+        if m.event_type == EventType.CHARGEBACK:
+            if chargebacks_until is None or m.event_time <= chargebacks_until:
+                charged_back.append(m)
+            continue
+        if m.event_time > deadline:
+            continue
+        amount = plan_amount(m)
+        if amount is None:
+            continue
+        total += amount
+        if m.event_type == EventType.FIRST_DEPOSIT and (
+            first is None or (m.event_time, m.idempotency_key) < first[0]
+        ):
+            first = ((m.event_time, m.idempotency_key), amount, m.idempotency_key)
+    if first is None:
+        return False
+    first_net = first[1]
+    for m in charged_back:
+        amount = plan_amount(m)
+        if amount is None:
+            continue
+        total -= amount
+        if m.deposit_key and m.deposit_key == first[2]:
+            first_net -= amount
+    return (
+        first_net > 0
+        and first_net >= plan.min_first_deposit
+        and total > 0
+        and total >= plan.min_total_deposits
+    )
+
+
+class _Batch:
+    """One booking run over events of one operator, in event_time order."""
+
+    def __init__(self, operator_id: int, events: list[Event], *, reprocess: bool = False):
+        self.operator_id = operator_id
+        self.events = events
+        self.reprocess = reprocess
+        self.periods = _Periods(operator_id)
+        self.entries: list[LedgerEntry] = []
+        self.once_entries: list[LedgerEntry] = []  # cpa / cpa_reversal: one savepoint each
+        self.pending: dict[uuid.UUID, tuple[Event, str]] = {}  # event id -> (event, to_currency)
+        self.booked_event_ids: set[uuid.UUID] = set()
+
+    # Loading ---------------------------------------------------------------------------
+
+    def _lock_players(self, player_ids) -> dict[int, _Facts]:
+        # Players are locked in id order, so concurrent requests for the same player queue up
+        # and each sees the other's deposits: CPA qualification and NGR state stay exact.
+        rows = (
+            Player.objects.select_for_update(no_key=True)
+            .filter(pk__in=player_ids)
+            .order_by("pk")
+            .values("id", "affiliate_id", "brand_id", "status", "country", "registered_at")
+        )
+        return {row["id"]: _Facts(**row) for row in rows}
+
+    def run(self) -> set[uuid.UUID]:
+        """Book; returns the ids of events whose effect waits for an FX rate."""
+        candidates = [
+            e
+            for e in self.events
+            if e.event_type in BOOKING_TYPES and e.player.affiliate_id is not None
+        ]
+        if not candidates:
+            return set()
+        self.facts = self._lock_players(sorted({e.player_id for e in candidates}))
+        self.plans = _PlanBook({f.affiliate_id for f in self.facts.values() if f.affiliate_id})
+        work: list[tuple[Event, CommissionPlan | None]] = []
+        for e in candidates:
+            facts = self.facts[e.player_id]
+            if facts.affiliate_id is None:
+                continue
+            plan = self.plans.plan_for(facts.affiliate_id, e.brand_id, utc_date(e.event_time))
+            if e.event_type == EventType.NGR_UPDATE:
+                if plan is not None and plan.revshare_rate is not None:
+                    work.append((e, plan))
+            elif e.event_type in DEPOSIT_TYPES:
+                if plan is not None and plan.cpa_amount is not None:
+                    work.append((e, plan))
+            else:  # a chargeback claws back whatever CPA the player earned, under its plan
+                work.append((e, plan))
+        if not work:
+            return set()
+        cpa_players = {e.player_id for e, _ in work if e.event_type in MONEY_TYPES}
+        self._load_cpa_state(cpa_players)
+        depositing = {e.player_id for e, _ in work if e.event_type in DEPOSIT_TYPES}
+
+        def may_book(e: Event) -> bool:
+            if e.event_type == EventType.NGR_UPDATE:
+                return True
+            state = self.cpa[e.player_id]
+            if e.event_type in DEPOSIT_TYPES:
+                return not state.has_cpa
+            # A chargeback matters when there is a CPA to claw back, or may be one booked
+            # by a deposit earlier in this batch.
+            if state.reversed:
+                return False
+            return bool(state.credit_entries) or (not state.has_cpa and e.player_id in depositing)
+
+        work = [(e, plan) for e, plan in work if may_book(e)]
+        if not work:
+            return set()
+        self._load_money({e.player_id for e, _ in work if e.event_type in MONEY_TYPES})
+        self._load_fx(work)
+        self._load_ngr([e for e, _ in work if e.event_type == EventType.NGR_UPDATE])
+
+        # Qualification sees the deposits stored before this run, and this run's events up
+        # to the one being booked: "the event that makes the player qualify".
+        plans = {e.id: plan for e, plan in work}
+        self.unprocessed = {e.id for e in candidates}
+        for e in candidates:
+            self.unprocessed.discard(e.id)
+            if e.id not in plans:
+                continue
+            plan = plans[e.id]
+            if e.event_type == EventType.NGR_UPDATE:
+                self._book_revshare(e, plan)
+            elif e.event_type in DEPOSIT_TYPES:
+                self._book_cpa(e, plan)
+            else:
+                self._book_clawback(e)
+        self._write()
+        return set(self.pending)
+
+    def _load_cpa_state(self, player_ids) -> None:
+        self.cpa: dict[int, _CpaState] = defaultdict(_CpaState)
+        if not player_ids:
+            return
+        rows = (
+            LedgerEntry.objects.filter(player_id__in=player_ids)
+            .filter(
+                Q(kind__in=[LedgerKind.CPA, LedgerKind.CPA_REVERSAL])
+                | Q(kind=LedgerKind.REATTRIBUTION, reattributed_kind=LedgerKind.CPA)
+            )
+            .select_related("plan", "source_event")
+            .order_by("id")
+        )
+        rows = list(rows)
+        for entry in rows:
+            state = self.cpa[entry.player_id]
+            if entry.kind == LedgerKind.CPA:
+                state.has_cpa = True
+                state.cpa_entry = entry
+                state.qualified_at = (
+                    entry.source_event.event_time
+                    if entry.source_event is not None
+                    else datetime.combine(entry.activity_date, datetime.min.time(), UTC)
+                )
+            elif entry.kind == LedgerKind.CPA_REVERSAL:
+                state.reversed = True
+        for entry in rows:
+            state = self.cpa[entry.player_id]
+            facts = self.facts.get(entry.player_id)
+            if (
+                entry.kind != LedgerKind.CPA_REVERSAL
+                and facts is not None
+                and entry.affiliate_id == facts.affiliate_id
+            ):
+                state.credit_entries.append(entry)
+
+    def _load_money(self, player_ids) -> None:
+        self.money: dict[int, list[_Money]] = defaultdict(list)
+        if not player_ids:
+            return
+        rows = (
+            Event.objects.filter(player_id__in=player_ids, event_type__in=MONEY_TYPES)
+            .order_by("event_time", "idempotency_key")
+            .values(
+                "id",
+                "player_id",
+                "event_type",
+                "event_time",
+                "currency",
+                "amount",
+                "idempotency_key",
+                "payload",
+            )
+        )
+        for row in rows:
+            self.money[row["player_id"]].append(_money_of(row))
+
+    def _load_fx(self, work) -> None:
+        needs = []
+        for e, plan in work:
+            if plan is not None:
+                needs.append((e.currency, plan.currency, utc_date(e.event_time)))
+            for m in self.money.get(e.player_id, ()) if e.event_type in MONEY_TYPES else ():
+                for currency in self._cpa_currencies(e, plan):
+                    needs.append((m.currency, currency, utc_date(m.event_time)))
+        self.fx = fx_table_load(needs=needs)
+
+    def _cpa_currencies(self, e: Event, plan: CommissionPlan | None) -> set[str]:
+        currencies = {plan.currency} if plan is not None else set()
+        state = self.cpa.get(e.player_id)
+        if state is not None:
+            currencies.update(entry.currency for entry in state.credit_entries)
+        return currencies
+
+    def _load_ngr(self, ngr_events: list[Event]) -> None:
+        self.ngr: dict[tuple[int, date], PlayerMonthNgr] = {}
+        self.ngr_dirty: dict[tuple[int, date], PlayerMonthNgr] = {}
+        if not ngr_events:
+            return
+        rows = PlayerMonthNgr.objects.select_for_update(no_key=True).filter(
+            player_id__in={e.player_id for e in ngr_events},
+            month__in={month_start(utc_date(e.event_time)) for e in ngr_events},
+        )
+        self.ngr = {(row.player_id, row.month): row for row in rows}
+
+    def _known(self, player_id: int) -> list[_Money]:
+        return [m for m in self.money.get(player_id, ()) if m.id not in self.unprocessed]
+
+    # Rules -----------------------------------------------------------------------------
+
+    def _entry(self, e: Event, *, kind: str, amount: Decimal, currency: str, plan, **extra):
+        facts = self.facts[e.player_id]
+        activity = utc_date(e.event_time)
+        return LedgerEntry(
+            operator_id=self.operator_id,
+            affiliate_id=facts.affiliate_id,
+            kind=kind,
+            amount=amount,
+            currency=currency,
+            period=self.periods.for_day(activity),
+            activity_date=activity,
+            player_id=e.player_id,
+            brand_id=e.brand_id,
+            source_event_id=e.id,
+            plan=plan,
+            **extra,
+        )
+
+    def _wait_for_fx(self, e: Event, to_currency: str) -> None:
+        self.pending[e.id] = (e, to_currency)
+
+    def _book_cpa(self, e: Event, plan: CommissionPlan) -> None:
+        state, facts = self.cpa[e.player_id], self.facts[e.player_id]
+        if state.has_cpa or facts.registered_at is None:
+            return
+        if facts.status in EXCLUDED_STATUSES:
+            return
+        countries = plan_countries(plan)
+        if countries and facts.country.upper() not in countries:
+            return
+        if e.event_time > facts.registered_at + timedelta(days=plan.qualification_days):
+            return  # only an event inside the qualification window qualifies the player
+        if self.fx.convert(e.amount, e.currency, plan.currency, utc_date(e.event_time)) is None:
+            self._wait_for_fx(e, plan.currency)
+            return
+        if not _thresholds_met(plan, facts.registered_at, self._known(e.player_id), self.fx):
+            return
+        entry = self._entry(
+            e,
+            kind=LedgerKind.CPA,
+            amount=plan.cpa_amount,
+            currency=plan.currency,
+            plan=plan,
+            memo=f"CPA: player {e.player.external_ref} qualified",
+        )
+        self.once_entries.append(entry)
+        state.has_cpa, state.qualified_at, state.cpa_entry = True, e.event_time, entry
+        state.credit_entries = [entry]
+
+    def _book_clawback(self, e: Event) -> None:
+        state, facts = self.cpa[e.player_id], self.facts[e.player_id]
+        if not state.has_cpa or state.reversed or not state.credit_entries:
+            return
+        credit_entry = state.credit_entries[-1]
+        plan = credit_entry.plan
+        credit = sum(
+            (x.amount for x in state.credit_entries if x.currency == credit_entry.currency), ZERO
+        )
+        if plan is None or credit <= 0 or facts.registered_at is None:
+            return
+        window_end = state.qualified_at + timedelta(days=plan.clawback_days)
+        if e.event_time > window_end:
+            return  # outside the clawback window: the CPA stands
+        if self.fx.convert(e.amount, e.currency, plan.currency, utc_date(e.event_time)) is None:
+            self._wait_for_fx(e, plan.currency)
+            return
+        known = self._known(e.player_id)
+        if _thresholds_met(plan, facts.registered_at, known, self.fx, chargebacks_until=window_end):
+            return
+        self.once_entries.append(
+            self._entry(
+                e,
+                kind=LedgerKind.CPA_REVERSAL,
+                amount=-credit,
+                currency=credit_entry.currency,
+                plan=plan,
+                reverses=credit_entry,
+                memo=f"CPA clawback: chargeback {e.idempotency_key} brought net deposits "
+                "below the qualification thresholds",
+            )
+        )
+        state.reversed = True
+
+    def _book_revshare(self, e: Event, plan: CommissionPlan) -> None:
+        month = month_start(utc_date(e.event_time))
+        key = (e.player_id, month)
+        state = self.ngr.get(key)
+        if state is not None and (e.event_time, e.idempotency_key) < (
+            state.latest_event_time,
+            state.latest_idempotency_key,
+        ):
+            return  # an older update: the latest total already stands
+        conversion = self.fx.convert(e.amount, e.currency, plan.currency, utc_date(e.event_time))
+        if conversion is None:
+            self._wait_for_fx(e, plan.currency)
+            return
+        target = revshare_target(plan, conversion.amount)
+        booked = ZERO
+        if state is not None and state.revshare_booked:
+            if state.revshare_currency == plan.currency:
+                booked = state.revshare_booked
+            else:  # the plan's currency changed: unwind what was booked in the old one
+                self.entries.append(
+                    self._entry(
+                        e,
+                        kind=LedgerKind.REVSHARE,
+                        amount=-state.revshare_booked,
+                        currency=state.revshare_currency,
+                        plan=plan,
+                        memo="RevShare restated in the plan's new currency",
+                    )
+                )
+        delta = target - booked
+        if delta:
+            self.entries.append(
+                self._entry(
+                    e,
+                    kind=LedgerKind.REVSHARE,
+                    amount=delta,
+                    currency=plan.currency,
+                    plan=plan,
+                    original_amount=conversion.original_amount,
+                    original_currency=conversion.original_currency,
+                    fx_rate=conversion.fx_rate,
+                    memo=f"RevShare on NGR month-to-date {e.amount} {e.currency} ({month:%Y-%m})",
+                )
+            )
+        if state is None:
+            state = PlayerMonthNgr(player_id=e.player_id, month=month)
+            self.ngr[key] = state
+        state.latest_event_id = e.id
+        state.latest_event_time = e.event_time
+        state.latest_idempotency_key = e.idempotency_key
+        state.ngr_total = e.amount
+        state.currency = e.currency
+        state.ngr_total_plan = conversion.amount
+        state.revshare_booked = target
+        state.revshare_currency = plan.currency
+        self.ngr_dirty[key] = state
+
+    # Writing ---------------------------------------------------------------------------
+
+    def _write(self) -> None:
+        lost_cpa = set()
+        for entry in self.once_entries:
+            if entry.kind == LedgerKind.CPA_REVERSAL and entry.player_id in lost_cpa:
+                continue  # its CPA was not ours to book
+            try:
+                with transaction.atomic():
+                    entry.save(force_insert=True)
+            except IntegrityError:
+                # Another request booked this player's CPA (or its clawback) first: the
+                # database constraint decides, and this one books nothing.
+                lost_cpa.add(entry.player_id)
+        if self.entries:
+            LedgerEntry.objects.bulk_create(self.entries)
+        new = [s for s in self.ngr_dirty.values() if s.pk is None]
+        old = [s for s in self.ngr_dirty.values() if s.pk is not None]
+        if new:
+            PlayerMonthNgr.objects.bulk_create(new)
+        if old:
+            PlayerMonthNgr.objects.bulk_update(
+                old,
+                [
+                    "latest_event",
+                    "latest_event_time",
+                    "latest_idempotency_key",
+                    "ngr_total",
+                    "currency",
+                    "ngr_total_plan",
+                    "revshare_booked",
+                    "revshare_currency",
+                ],
+            )
+        if self.pending and not self.reprocess:
+            PendingFx.objects.bulk_create(
+                [
+                    PendingFx(
+                        event_id=e.id,
+                        operator_id=self.operator_id,
+                        from_currency=e.currency,
+                        to_currency=to_currency,
+                        rate_date=utc_date(e.event_time),
+                    )
+                    for e, to_currency in self.pending.values()
+                ],
+                ignore_conflicts=True,
+            )
 
 
 def events_book(*, events: list[Event], newly_registered: list[Player]) -> None:
-    """Book the commission effects of newly stored events (filled in by the commission engine)."""
-    return None
+    """Book the commission effects of newly stored events, in the caller's transaction.
+
+    Args:
+        events: the request's new events in event_time order, each with `.player` loaded
+            (affiliate, registration, country and status as of attribution).
+        newly_registered: players this request registered; their events stored before the
+            registration now count too, as if they had arrived in order.
+    """
+    if not events:
+        return
+    to_book = list(events)
+    attributed = [p for p in newly_registered if p.affiliate_id is not None]
+    if attributed:
+        players = {p.pk: p for p in attributed}
+        earlier = list(
+            Event.objects.filter(player_id__in=players, event_type__in=BOOKING_TYPES)
+            .exclude(id__in=[e.id for e in events])
+            .order_by("event_time", "idempotency_key")
+        )
+        for e in earlier:
+            e.player = players[e.player_id]
+        if earlier:
+            to_book = sorted(earlier + to_book, key=lambda e: (e.event_time, e.idempotency_key))
+    _Batch(events[0].operator_id, to_book).run()
+
+
+# --- Pending FX ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReprocessResult:
+    applied: int
+    still_pending: int
+
+
+REPROCESS_CHUNK = 500
+
+
+def pending_fx_reprocess(*, operator=None, pending_ids=None) -> ReprocessResult:
+    """Apply the commission effect of pending-FX events whose rate now exists, exactly once:
+    each row is locked, booked and marked resolved in one transaction (rows another run
+    holds are skipped). Events still without a rate stay pending."""
+    applied = still = 0
+    last_id = 0
+    while True:
+        with transaction.atomic():
+            rows = PendingFx.objects.select_for_update(skip_locked=True, of=("self",)).filter(
+                resolved_at__isnull=True, pk__gt=last_id
+            )
+            if operator is not None:
+                rows = rows.filter(operator=operator)
+            if pending_ids is not None:
+                rows = rows.filter(pk__in=pending_ids)
+            rows = list(rows.select_related("event__player").order_by("pk")[:REPROCESS_CHUNK])
+            if not rows:
+                break
+            last_id = rows[-1].pk
+            by_operator = defaultdict(list)
+            for row in rows:
+                by_operator[row.operator_id].append(row.event)
+            waiting: set[uuid.UUID] = set()
+            for operator_id, events in by_operator.items():
+                events.sort(key=lambda e: (e.event_time, e.idempotency_key))
+                waiting |= _Batch(operator_id, events, reprocess=True).run()
+            done = [row.pk for row in rows if row.event_id not in waiting]
+            PendingFx.objects.filter(pk__in=done).update(resolved_at=timezone.now())
+            applied += len(done)
+            still += len(rows) - len(done)
+    return ReprocessResult(applied=applied, still_pending=still)
+
+
+# --- Reattribution ------------------------------------------------------------------------
+
+
+def _group_of(entry_kind: str, reattributed_kind: str) -> str | None:
+    if entry_kind in (LedgerKind.CPA, LedgerKind.CPA_REVERSAL):
+        return LedgerKind.CPA
+    if entry_kind == LedgerKind.REVSHARE:
+        return LedgerKind.REVSHARE
+    if entry_kind == LedgerKind.REATTRIBUTION:
+        return reattributed_kind or None
+    return None  # manual adjustments stay with the affiliate they were made for
 
 
 def ledger_player_reassigned(*, player: Player, from_affiliate, to_affiliate, author) -> None:
-    """Called by attribution's reassignment service, in its transaction, after the player
-    moved: reverse the old affiliate's entries for the player and book them for the new one
-    in the open period (filled in by the commission engine)."""
-    return None
+    """Move a player's commission from one affiliate to another, in the open period.
+
+    Called by attribution's reassignment service, in its transaction, after the player
+    moved. The old affiliate gets one negative `reattribution` entry per kind (CPA, RevShare)
+    and currency, reversing what it earned from the player; the new affiliate gets the
+    re-computation under its own plans as positive `reattribution` entries: the CPA, when
+    the player qualified and was not clawed back (the `cpa` row stays the single CPA of the
+    player, its qualification is not re-run), and for each month with NGR the RevShare of
+    the latest total. A player who never earned a CPA has its deposits replayed under the
+    new affiliate's plan, which books its CPA (kind `cpa`) if it qualifies there. Later
+    events book for the new affiliate as usual.
+    """
+    today = timezone.now().date()
+    periods = _Periods(player.brand.operator_id)
+    open_period = periods.for_day(today)
+    brand_id = player.brand_id
+    operator_id = player.brand.operator_id
+    list(Player.objects.select_for_update(no_key=True).filter(pk=player.pk).values_list("pk"))
+    entries: list[LedgerEntry] = []
+
+    def entry(affiliate_id, amount, currency, reattributed_kind, plan_id, memo, **extra):
+        return LedgerEntry(
+            operator_id=operator_id,
+            affiliate_id=affiliate_id,
+            kind=LedgerKind.REATTRIBUTION,
+            reattributed_kind=reattributed_kind,
+            amount=amount,
+            currency=currency,
+            period=open_period,
+            activity_date=today,
+            player_id=player.pk,
+            brand_id=brand_id,
+            plan_id=plan_id,
+            memo=memo,
+            author=author,
+            **extra,
+        )
+
+    to_name = str(to_affiliate) if to_affiliate is not None else "organic"
+    from_name = str(from_affiliate) if from_affiliate is not None else "organic"
+    history = list(LedgerEntry.objects.filter(player_id=player.pk).order_by("id"))
+    if from_affiliate is not None:
+        totals: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+        plans: dict[tuple[str, str], int | None] = {}
+        for x in history:
+            group = _group_of(x.kind, x.reattributed_kind)
+            if x.affiliate_id == from_affiliate.pk and group is not None:
+                totals[(group, x.currency)] += x.amount
+                plans[(group, x.currency)] = x.plan_id
+        for (group, currency), total in sorted(totals.items()):
+            if total:
+                entries.append(
+                    entry(
+                        from_affiliate.pk,
+                        -total,
+                        currency,
+                        group,
+                        plans[(group, currency)],
+                        f"{group} of player {player.external_ref} moved to {to_name}",
+                    )
+                )
+
+    states = list(PlayerMonthNgr.objects.select_for_update(no_key=True).filter(player=player))
+    pending: list[PendingFx] = []
+    if to_affiliate is not None:
+        book = _PlanBook([to_affiliate.pk])
+        cpa = next((x for x in history if x.kind == LedgerKind.CPA), None)
+        reversed_ = any(x.kind == LedgerKind.CPA_REVERSAL for x in history)
+        fx = fx_table_load(
+            needs=[
+                (s.currency, plan.currency, utc_date(s.latest_event_time))
+                for s in states
+                for plan in [
+                    book.plan_for(to_affiliate.pk, brand_id, utc_date(s.latest_event_time))
+                ]
+                if plan is not None
+            ]
+        )
+        if cpa is not None and not reversed_:
+            plan = book.plan_for(to_affiliate.pk, brand_id, cpa.activity_date)
+            if plan is not None and plan.cpa_amount is not None:
+                entries.append(
+                    entry(
+                        to_affiliate.pk,
+                        plan.cpa_amount,
+                        plan.currency,
+                        LedgerKind.CPA,
+                        plan.pk,
+                        f"CPA of player {player.external_ref} moved from {from_name}",
+                    )
+                )
+        for state in states:
+            day = utc_date(state.latest_event_time)
+            plan = book.plan_for(to_affiliate.pk, brand_id, day)
+            state.revshare_booked, state.revshare_currency, state.ngr_total_plan = ZERO, "", None
+            if plan is None or plan.revshare_rate is None:
+                continue
+            state.revshare_currency = plan.currency
+            conversion = fx.convert(state.ngr_total, state.currency, plan.currency, day)
+            if conversion is None:
+                pending.append(
+                    PendingFx(
+                        event_id=state.latest_event_id,
+                        operator_id=operator_id,
+                        from_currency=state.currency,
+                        to_currency=plan.currency,
+                        rate_date=day,
+                    )
+                )
+                continue
+            target = revshare_target(plan, conversion.amount)
+            state.ngr_total_plan, state.revshare_booked = conversion.amount, target
+            if target:
+                entries.append(
+                    entry(
+                        to_affiliate.pk,
+                        target,
+                        plan.currency,
+                        LedgerKind.REVSHARE,
+                        plan.pk,
+                        f"RevShare {state.month:%Y-%m} of player {player.external_ref} "
+                        f"moved from {from_name}",
+                        original_amount=conversion.original_amount,
+                        original_currency=conversion.original_currency,
+                        fx_rate=conversion.fx_rate,
+                    )
+                )
+    else:
+        for state in states:
+            state.revshare_booked, state.revshare_currency, state.ngr_total_plan = ZERO, "", None
+    if states:
+        PlayerMonthNgr.objects.bulk_update(
+            states, ["revshare_booked", "revshare_currency", "ngr_total_plan"]
+        )
+    LedgerEntry.objects.bulk_create(entries)
+    if to_affiliate is not None and not any(x.kind == LedgerKind.CPA for x in history):
+        # The player never earned a CPA: under the new affiliate's plan its deposits may
+        # qualify it. Replaying them books that (first and only) CPA as usual.
+        deposits = list(
+            Event.objects.filter(player_id=player.pk, event_type__in=MONEY_TYPES).order_by(
+                "event_time", "idempotency_key"
+            )
+        )
+        for e in deposits:
+            e.player = player
+        if deposits:
+            _Batch(operator_id, deposits).run()
+    for row in pending:
+        PendingFx.objects.update_or_create(
+            event_id=row.event_id,
+            defaults={
+                "operator_id": row.operator_id,
+                "from_currency": row.from_currency,
+                "to_currency": row.to_currency,
+                "rate_date": row.rate_date,
+                "resolved_at": None,
+            },
+        )
+
+
+# --- Manual adjustments -------------------------------------------------------------------
+
+
+def ledger_adjust(
+    *,
+    affiliate: Affiliate,
+    amount: Decimal,
+    currency: str,
+    memo: str,
+    author,
+    player: Player | None = None,
+) -> LedgerEntry:
+    """A manual adjustment: a new entry in the open period, with its author and memo.
+
+    Raises:
+        ValidationError: zero or non-Decimal amount, no memo or author, a currency other
+            than the affiliate's payout currency, or a player of another operator.
+    """
+    errors = {}
+    if not isinstance(amount, Decimal) or not amount.is_finite():
+        errors["amount"] = "must be a decimal amount"
+    elif amount == 0:
+        errors["amount"] = "must not be zero"
+    elif amount != quantize(amount):
+        errors["amount"] = "has more than 4 decimal places"
+    if currency != affiliate.payout_currency:
+        errors["currency"] = (
+            f"must be the affiliate's payout currency {affiliate.payout_currency}: "
+            "statements are in one currency"
+        )
+    if not (memo or "").strip():
+        errors["memo"] = "say why: the memo is what the affiliate and auditors read"
+    if author is None:
+        errors["author"] = "a manual adjustment needs its author"
+    if player is not None and player.brand.operator_id != affiliate.operator_id:
+        errors["player"] = "the player belongs to another operator"
+    if errors:
+        raise ValidationError(errors)
+    today = timezone.now().date()
+    with transaction.atomic():
+        return LedgerEntry.objects.create(
+            operator_id=affiliate.operator_id,
+            affiliate=affiliate,
+            kind=LedgerKind.MANUAL_ADJUSTMENT,
+            amount=amount,
+            currency=currency,
+            period=period_for(operator=affiliate.operator, day=today),
+            activity_date=today,
+            player=player,
+            brand_id=player.brand_id if player is not None else None,
+            memo=memo.strip(),
+            author=author,
+        )
+
+
+# --- Plan assignments ---------------------------------------------------------------------
+
+
+def plan_assignment_validate(
+    *,
+    affiliate: Affiliate,
+    plan: CommissionPlan,
+    brand=None,
+    valid_from: date,
+    valid_to: date | None = None,
+    exclude_pk: int | None = None,
+    check_overlaps: bool = True,
+) -> None:
+    """Raises ValidationError when the assignment is not allowed (see plan_assign)."""
+    errors: dict[str, str] = {}
+    if plan.operator_id != affiliate.operator_id:
+        errors["plan"] = "the plan belongs to another operator"
+    elif plan.currency != affiliate.payout_currency:
+        errors["plan"] = (
+            f"the plan pays in {plan.currency} but the affiliate is paid in "
+            f"{affiliate.payout_currency}; pick a plan in {affiliate.payout_currency}"
+        )
+    if brand is not None and brand.operator_id != affiliate.operator_id:
+        errors["brand"] = "the brand belongs to another operator"
+    if valid_to is not None and valid_to < valid_from:
+        errors["valid_to"] = "must be on or after valid_from"
+    if not errors and check_overlaps:
+        overlapping = PlanAssignment.objects.filter(
+            affiliate=affiliate,
+            brand=brand,
+            valid_from__lte=valid_to or date.max,
+        ).filter(Q(valid_to__isnull=True) | Q(valid_to__gte=valid_from))
+        if exclude_pk is not None:
+            overlapping = overlapping.exclude(pk=exclude_pk)
+        clash = overlapping.select_related("plan").first()
+        if clash is not None:
+            scope = f"brand {brand}" if brand is not None else "all brands"
+            until = clash.valid_to or "open-ended"
+            errors["valid_from"] = (
+                f"overlaps the assignment of '{clash.plan}' for {scope} from "
+                f"{clash.valid_from} to {until}; end that one first (set its valid_to)"
+            )
+    if errors:
+        raise ValidationError(errors)
+
+
+def _lock_affiliate(affiliate_id: int) -> None:
+    # Concurrent assignments for one affiliate serialise here, so the overlap check holds.
+    list(Affiliate.objects.select_for_update(no_key=True).filter(pk=affiliate_id).values("pk"))
+
+
+@transaction.atomic
+def plan_assign(
+    *,
+    affiliate: Affiliate,
+    plan: CommissionPlan,
+    brand=None,
+    valid_from: date,
+    valid_to: date | None = None,
+) -> PlanAssignment:
+    """Assign a plan to an affiliate, for all brands or one, from valid_from to valid_to
+    (inclusive; None: open-ended).
+
+    The plan must be the affiliate's operator's and pay in the affiliate's payout currency
+    (so that each statement is in one currency), and must not overlap another assignment
+    for the same affiliate and brand. The affiliate row is locked, so concurrent
+    assignments serialise and the overlap check holds.
+
+    Raises:
+        ValidationError: with a message per field saying what to fix.
+    """
+    _lock_affiliate(affiliate.pk)
+    plan_assignment_validate(
+        affiliate=affiliate, plan=plan, brand=brand, valid_from=valid_from, valid_to=valid_to
+    )
+    return PlanAssignment.objects.create(
+        affiliate=affiliate, plan=plan, brand=brand, valid_from=valid_from, valid_to=valid_to
+    )
+
+
+@transaction.atomic
+def plan_assignment_change(
+    *,
+    assignment: PlanAssignment,
+    plan: CommissionPlan,
+    brand=None,
+    valid_from: date,
+    valid_to: date | None = None,
+) -> PlanAssignment:
+    """Change an assignment (typically: end it with valid_to), with plan_assign's checks."""
+    _lock_affiliate(assignment.affiliate_id)
+    plan_assignment_validate(
+        affiliate=assignment.affiliate,
+        plan=plan,
+        brand=brand,
+        valid_from=valid_from,
+        valid_to=valid_to,
+        exclude_pk=assignment.pk,
+    )
+    assignment.plan, assignment.brand = plan, brand
+    assignment.valid_from, assignment.valid_to = valid_from, valid_to
+    assignment.save()
+    return assignment

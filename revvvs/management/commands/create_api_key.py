@@ -12,18 +12,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--operator", required=True, type=int, help="The operator id.")
         parser.add_argument("--name", default="", help="A label for the key.")
-        parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
+        parser.add_argument("--json", action="store_true", help='Print {"api_key": ...}.')
 
-    def handle(self, *args, operator: int, name: str, json: bool = False, **options):
-        try:
-            operator_obj = Operator.objects.get(pk=operator)
-        except Operator.DoesNotExist:
-            raise CommandError(f"no operator with id {operator}") from None
-        api_key, key = api_key_create(operator=operator_obj, name=name)
-        if json:
-            self.stdout.write(_json.dumps({"api_key": key}))
-        else:
-            self.stdout.write(f"API key (shown once, store it now): {key}")
-
-
-_json = json
+    def handle(self, *args, **options):
+        operator = Operator.objects.filter(pk=options["operator"]).first()
+        if operator is None:
+            raise CommandError(f"no operator with id {options['operator']}")
+        _, key = api_key_create(operator=operator, name=options["name"])
+        if options["json"]:
+            self.stdout.write(json.dumps({"api_key": key}))
+            return
+        self.stdout.write(f"API key for {operator.name} (shown once, store it now): {key}")

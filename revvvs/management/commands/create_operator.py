@@ -18,9 +18,17 @@ class Command(BaseCommand):
             dest="brands",
             help="A brand name (repeatable).",
         )
-        parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            help='Print {"operator_id", "api_key", "brands": [{"brand_id", "name"}]}.',
+        )
 
-    def handle(self, *args, name, brands, json: bool = False, **options):
+    def handle(self, *args, **options):
+        name = options["name"].strip()
+        brands = [b.strip() for b in options["brands"]]
+        if not name or not all(brands):
+            raise CommandError("the operator and brand names must not be empty")
         if Operator.objects.filter(name=name).exists():
             raise CommandError(f"an operator named {name!r} exists already")
         if len(set(brands)) != len(brands):
@@ -31,14 +39,10 @@ class Command(BaseCommand):
             "api_key": created.api_key,
             "brands": [{"brand_id": str(b.id), "name": b.name} for b in created.brands],
         }
-        if json:
-            self.stdout.write(_dumps(result))
+        if options["json"]:
+            self.stdout.write(json.dumps(result, indent=2))
             return
         self.stdout.write(f"Operator {created.operator.name} (id {created.operator.pk})")
         for brand in result["brands"]:
             self.stdout.write(f"  brand {brand['name']}: {brand['brand_id']}")
         self.stdout.write(f"API key (shown once, store it now): {created.api_key}")
-
-
-def _dumps(value) -> str:
-    return json.dumps(value, indent=2)

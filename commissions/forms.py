@@ -1,0 +1,216 @@
+"""Forms of the commission admin: they validate; services write."""
+
+from decimal import Decimal
+
+import pycountry
+from django import forms
+from django.core.exceptions import ValidationError
+
+from attribution.models import Affiliate, Player
+
+from .models import CommissionPlan, PlanAssignment
+from .services.booking import plan_assignment_validate
+
+CURRENCIES = frozenset(c.alpha_3 for c in pycountry.currencies)
+COUNTRIES = frozenset(c.alpha_2 for c in pycountry.countries)
+
+
+class CommissionPlanForm(forms.ModelForm):
+    class Meta:
+        model = CommissionPlan
+        fields = [
+            "operator",
+            "name",
+            "currency",
+            "cpa_amount",
+            "min_first_deposit",
+            "min_total_deposits",
+            "qualification_days",
+            "cpa_countries",
+            "clawback_days",
+            "revshare_rate",
+            "admin_fee_percent",
+            "tier_basis",
+            "tier_mode",
+            "negative_carryover",
+            "revshare_offsets_cpa",
+            "sub_affiliate_rate",
+        ]
+
+    def clean_currency(self):
+        currency = self.cleaned_data["currency"].strip().upper()
+        if currency not in CURRENCIES:
+            raise ValidationError(f"'{currency}' is not an ISO 4217 currency code, e.g. EUR")
+        return currency
+
+    def clean_cpa_countries(self):
+        codes = [c.strip().upper() for c in self.cleaned_data["cpa_countries"].split(",")]
+        codes = [c for c in codes if c]
+        unknown = [c for c in codes if c not in COUNTRIES]
+        if unknown:
+            raise ValidationError(
+                f"not ISO 3166-1 alpha-2 codes: {', '.join(unknown)} (e.g. GB, DE, IE)"
+            )
+        return ", ".join(sorted(set(codes)))
+
+    def _fraction(self, name):
+        value = self.cleaned_data.get(name)
+        if value is not None and not (Decimal(0) <= value <= Decimal(1)):
+            raise ValidationError("a fraction between 0 and 1: 0.25 is 25 %")
+        return value
+
+    def clean_revshare_rate(self):
+        return self._fraction("revshare_rate")
+
+    def clean_sub_affiliate_rate(self):
+        return self._fraction("sub_affiliate_rate")
+
+    def clean_admin_fee_percent(self):
+        value = self.cleaned_data["admin_fee_percent"]
+        if not (0 <= value <= 100):
+            raise ValidationError("a percentage between 0 and 100")
+        return value
+
+    def clean(self):
+        data = super().clean()
+        for name in ("cpa_amount", "min_first_deposit", "min_total_deposits"):
+            if data.get(name) is not None and data[name] < 0:
+                self.add_error(name, "must not be negative")
+        return data
+
+
+class PlanTierForm(forms.ModelForm):
+    def clean_rate(self):
+        rate = self.cleaned_data["rate"]
+        if not (Decimal(0) <= rate <= Decimal(1)):
+            raise ValidationError("a fraction between 0 and 1: 0.30 is 30 %")
+        return rate
+
+
+class PlanAssignmentForm(forms.ModelForm):
+    """Checks operator, currency and overlaps with a clear message before the service runs
+    (the service checks again under the affiliate's lock)."""
+
+    class Meta:
+        model = PlanAssignment
+        fields = ["affiliate", "plan", "brand", "valid_from", "valid_to"]
+
+    def clean(self):
+        data = super().clean()
+        affiliate = data.get("affiliate") or getattr(self.instance, "affiliate", None)
+        plan, valid_from = data.get("plan"), data.get("valid_from")
+        if affiliate is None or plan is None or valid_from is None:
+            return data
+        try:
+            plan_assignment_validate(
+                affiliate=affiliate,
+                plan=plan,
+                brand=data.get("brand"),
+                valid_from=valid_from,
+                valid_to=data.get("valid_to"),
+                exclude_pk=self.instance.pk,
+                check_overlaps=affiliate.pk is not None,
+            )
+        except ValidationError as exc:
+            for name, errors in exc.message_dict.items():
+                self.add_error(name if name in self.fields else None, errors)
+        return data
+
+
+def _overlap(a, b) -> bool:
+    a_from, a_to = a
+    b_from, b_to = b
+    return a_from <= (b_to or a_from.max) and b_from <= (a_to or b_from.max)
+
+
+class PlanAssignmentFormSet(forms.BaseInlineFormSet):
+    """The affiliate page's assignments: overlaps between the rows of the page are errors
+    too, and rows are saved through the assignment services."""
+
+    def clean(self):
+        super().clean()
+        seen = []
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None)
+            if not data or data.get("DELETE") or not data.get("valid_from"):
+                continue
+            span = (data["valid_from"], data.get("valid_to"))
+            brand = data.get("brand")
+            if any(b == brand and _overlap(span, s) for b, s in seen):
+                form.add_error("valid_from", "overlaps another assignment on this page")
+            seen.append((brand, span))
+
+    def save_new(self, form, commit=True):
+        from .services.booking import plan_assign
+
+        data = form.cleaned_data
+        return plan_assign(
+            affiliate=self.instance,
+            plan=data["plan"],
+            brand=data.get("brand"),
+            valid_from=data["valid_from"],
+            valid_to=data.get("valid_to"),
+        )
+
+    def save_existing(self, form, obj, commit=True):
+        from .services.booking import plan_assignment_change
+
+        data = form.cleaned_data
+        return plan_assignment_change(
+            assignment=obj,
+            plan=data["plan"],
+            brand=data.get("brand"),
+            valid_from=data["valid_from"],
+            valid_to=data.get("valid_to"),
+        )
+
+
+class LedgerAdjustForm(forms.Form):
+    affiliate = forms.ModelChoiceField(queryset=Affiliate.objects.none())
+    amount = forms.DecimalField(
+        max_digits=18, decimal_places=4, help_text="Positive credits, negative debits."
+    )
+    currency = forms.CharField(
+        max_length=3, required=False, help_text="Empty: the affiliate's payout currency."
+    )
+    player_external_ref = forms.CharField(
+        max_length=128, required=False, help_text="Optional: the player this is about."
+    )
+    memo = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="Why; required.")
+
+    def __init__(self, *args, affiliates, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["affiliate"].queryset = affiliates
+
+    def clean(self):
+        data = super().clean()
+        affiliate = data.get("affiliate")
+        if affiliate is None:
+            return data
+        data["currency"] = (data.get("currency") or affiliate.payout_currency).strip().upper()
+        data["player"] = None
+        ref = (data.get("player_external_ref") or "").strip()
+        if ref:
+            players = list(Player.objects.filter(affiliate=affiliate, external_ref=ref)[:2])
+            if not players:
+                self.add_error("player_external_ref", f"{affiliate} has no player '{ref}'")
+            elif len(players) > 1:
+                self.add_error(
+                    "player_external_ref", f"'{ref}' is a player of several brands; leave empty"
+                )
+            else:
+                data["player"] = players[0]
+        return data
+
+
+class FxImportForm(forms.Form):
+    file = forms.FileField(help_text="eurofxref.csv or eurofxref-hist.csv (unzipped).")
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > 20 * 1024 * 1024:
+            raise ValidationError("the file is over 20 MiB; the ECB history is about 1.5 MiB")
+        try:
+            return upload.read().decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ValidationError("not a UTF-8 CSV file (unzip eurofxref-hist.zip first)") from None

@@ -1,0 +1,195 @@
+"""Back office for the tenancy models: operators, brands and the users who manage them.
+
+Every page is scoped by `revvvs.tenancy.OperatorScopedAdmin`: an affiliate manager (a staff
+user with an operator) sees and changes only their operator's rows; a superuser sees all.
+"""
+
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Permission
+from django.db.models import Count, Q
+
+from .models import Brand, Operator, User
+from .tenancy import OPERATOR_PATHS, OperatorScopedAdmin, scope_queryset, user_operator_id
+
+admin.site.site_header = "Revvvs back office"
+admin.site.site_title = "Revvvs"
+admin.site.index_title = "Affiliate programme"
+
+
+class ScopedRelatedFieldListFilter(admin.RelatedFieldListFilter):
+    """A related-object list filter that offers only the manager's operator's objects
+    (Django's own filter lists every row of the related table)."""
+
+    def field_choices(self, field, request, model_admin):
+        related = field.related_model
+        queryset = related._default_manager.all()
+        path = OPERATOR_PATHS.get(related._meta.label_lower)
+        if path is not None:
+            queryset = scope_queryset(queryset, request.user, path)
+        elif user_operator_id(request.user) is not None:
+            queryset = queryset.none()  # a model with no known operator: offer nothing
+        ordering = self.field_admin_ordering(field, request, model_admin)
+        if ordering:
+            queryset = queryset.order_by(*ordering)
+        return [(obj.pk, str(obj)) for obj in queryset]
+
+
+class OperatorOwnedAdmin(OperatorScopedAdmin):
+    """For models with an `operator` field: a manager's form has no operator field, so the
+    row is bound to the manager's operator before validation, and the per-operator unique
+    constraints (e.g. a brand's name) are checked as form errors instead of failing on save."""
+
+    superuser_list_filter: tuple = ()
+
+    def get_form(self, request, obj=None, **kwargs):
+        form_class = super().get_form(request, obj, **kwargs)
+        operator_id = user_operator_id(request.user)
+        if operator_id is None:
+            return form_class
+
+        class OperatorBoundForm(form_class):
+            def _post_clean(self):
+                self.instance.operator_id = operator_id
+                super()._post_clean()
+
+            def _get_validation_exclusions(self):
+                exclude = super()._get_validation_exclusions()
+                exclude.discard("operator")
+                return exclude
+
+        OperatorBoundForm.__name__ = form_class.__name__
+        return OperatorBoundForm
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if user_operator_id(request.user) is None:
+            return fieldsets
+        # A manager's rows are their operator's: the field is not shown at all.
+        return [
+            (name, {**options, "fields": [f for f in options["fields"] if f != "operator"]})
+            for name, options in fieldsets
+        ]
+
+    def get_list_filter(self, request):
+        # Only a superuser, who sees several operators, filters by operator.
+        own = tuple(super().get_list_filter(request))
+        if request.user.is_superuser:
+            return self.superuser_list_filter + own
+        return own
+
+
+@admin.register(Operator)
+class OperatorAdmin(OperatorScopedAdmin):
+    operator_path = "pk"
+    list_display = ("name", "brand_count", "mask_player_refs", "created_at")
+    search_fields = ("name",)
+    fields = ("name", "mask_player_refs", "created_at")
+    readonly_fields = ("created_at",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(brand_total=Count("brands"))
+
+    @admin.display(description="brands", ordering="brand_total")
+    def brand_count(self, obj):
+        return obj.brand_total
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+
+@admin.register(Brand)
+class BrandAdmin(OperatorOwnedAdmin):
+    list_display = (
+        "name",
+        "brand_id",
+        "operator",
+        "default_landing_url",
+        "attribution_window_days",
+    )
+    superuser_list_filter = (("operator", ScopedRelatedFieldListFilter),)
+    search_fields = ("name", "=id")
+    list_select_related = ("operator",)
+    fields = (
+        "operator",
+        "name",
+        "brand_id",
+        "default_landing_url",
+        "allowed_domains",
+        "attribution_window_days",
+        "created_at",
+    )
+    readonly_fields = ("brand_id", "created_at")
+
+
+@admin.register(User)
+class UserAdmin(OperatorScopedAdmin, DjangoUserAdmin):
+    """Logins. A superuser creates managers (staff users with an operator) and gives them
+    permissions; a manager sees only the users of their operator, can never make a
+    superuser, move a user to another operator, nor grant a permission they lack."""
+
+    list_display = ("username", "email", "operator", "is_staff", "is_superuser", "is_active")
+    list_select_related = ("operator",)
+    superuser_fieldsets = (
+        (None, {"fields": ("username", "password")}),
+        ("Personal info", {"fields": ("first_name", "last_name", "email")}),
+        (
+            "Access",
+            {
+                "fields": (
+                    "operator",
+                    "is_active",
+                    "is_staff",
+                    "is_superuser",
+                    "groups",
+                    "user_permissions",
+                )
+            },
+        ),
+        ("Important dates", {"fields": ("last_login", "date_joined")}),
+    )
+    manager_fieldsets = (
+        (None, {"fields": ("username", "password")}),
+        ("Personal info", {"fields": ("first_name", "last_name", "email")}),
+        ("Access", {"fields": ("is_active", "is_staff", "user_permissions")}),
+        ("Important dates", {"fields": ("last_login", "date_joined")}),
+    )
+    readonly_fields = ("last_login", "date_joined")
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            extra = ("operator", "is_staff") if request.user.is_superuser else ("is_staff",)
+            return (
+                (
+                    None,
+                    {
+                        "classes": ("wide",),
+                        "fields": ("username", "usable_password", "password1", "password2") + extra,
+                    },
+                ),
+            )
+        return self.superuser_fieldsets if request.user.is_superuser else self.manager_fieldsets
+
+    def get_list_filter(self, request):
+        if request.user.is_superuser:
+            return (("operator", ScopedRelatedFieldListFilter), "is_staff", "is_superuser")
+        return ("is_staff", "is_active")
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name == "user_permissions" and not request.user.is_superuser:
+            kwargs["queryset"] = (
+                Permission.objects.filter(Q(user=request.user) | Q(group__user=request.user))
+                .select_related("content_type")
+                .distinct()
+            )
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        if not request.user.is_superuser:
+            # Whatever was posted: a manager's users are never superusers and stay in the
+            # manager's operator (OperatorScopedAdmin.save_model sets the operator).
+            obj.is_superuser = False
+        super().save_model(request, obj, form, change)
