@@ -46,7 +46,10 @@ class Affiliate(models.Model):
         constraints = [
             models.UniqueConstraint(
                 "operator", Lower("email"), name="affiliate_unique_email_per_operator"
-            )
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(referrer=models.F("id")), name="affiliate_not_own_referrer"
+            ),
         ]
 
     def __str__(self):
@@ -149,6 +152,9 @@ class Player(models.Model):
     status = models.CharField(
         max_length=15, choices=PlayerStatus.choices, default=PlayerStatus.ACTIVE
     )
+    # The event_time of the player_status event that set `status`: a later-sent but
+    # earlier-dated status event must not overwrite a newer one.
+    status_event_time = models.DateTimeField(null=True, blank=True, editable=False)
     affiliate = models.ForeignKey(
         Affiliate, on_delete=models.PROTECT, null=True, blank=True, related_name="players"
     )
@@ -185,6 +191,12 @@ class Reassignment(models.Model):
     )
     to_affiliate = models.ForeignKey(
         Affiliate, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    from_method = models.CharField(
+        max_length=12,
+        choices=AttributionMethod.choices,
+        blank=True,
+        help_text="How the player was attributed before the move.",
     )
     reason = models.TextField()
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")

@@ -1,13 +1,491 @@
-"""Writes of the tracking side: players, attribution, links, clicks."""
+"""Writes of the tracking side: affiliates, links, promo codes, clicks, players, attribution.
 
+The rules and the decisions behind them are in docs/attribution.md."""
+
+import functools
+import ipaddress
+import re
+import secrets
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from urllib.parse import urlsplit
 
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator, validate_email
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
+from django.db.models.functions import Lower
+from django.utils import timezone
 
 from events.models import Event, EventType
+from revvvs.models import Brand, Operator, User
 
-from .models import AttributionMethod, Player
+from .models import (
+    Affiliate,
+    AffiliateStatus,
+    AttributionMethod,
+    Click,
+    Player,
+    PromoCode,
+    Reassignment,
+    TrackingLink,
+)
+
+# --- Affiliates -------------------------------------------------------------------------
+
+# status -> the statuses it may be reached from
+STATUS_TRANSITIONS = {
+    AffiliateStatus.APPROVED: {
+        AffiliateStatus.PENDING,
+        AffiliateStatus.REJECTED,
+        AffiliateStatus.SUSPENDED,
+    },
+    AffiliateStatus.REJECTED: {AffiliateStatus.PENDING},
+    AffiliateStatus.SUSPENDED: {AffiliateStatus.APPROVED},
+}
+
+AFFILIATE_PROFILE_FIELDS = (
+    "company",
+    "website",
+    "traffic_sources",
+    "country",
+    "payout_currency",
+    "minimum_payout",
+    "payment_details",
+    "manager_notes",
+)
+
+
+def _referrer_check(*, operator_id: int, referrer: Affiliate | None, affiliate_id=None) -> None:
+    if referrer is None:
+        return
+    if referrer.operator_id != operator_id:
+        raise ValidationError(
+            {"referrer": "the referrer must be an affiliate of the same operator's programme"}
+        )
+    if affiliate_id is not None and referrer.pk == affiliate_id:
+        raise ValidationError({"referrer": "an affiliate cannot be their own referrer"})
+
+
+def affiliate_create(
+    *,
+    operator: Operator,
+    email: str,
+    password: str | None = None,
+    status: str = AffiliateStatus.PENDING,
+    referrer: Affiliate | None = None,
+    **profile,
+) -> Affiliate:
+    """Create an affiliate and their portal login (username = the email, lower-cased).
+
+    `password` None leaves the login without a usable password (the affiliate sets one
+    through password reset). `profile` takes the fields of AFFILIATE_PROFILE_FIELDS.
+
+    Raises:
+        ValidationError: bad email, email already used (login or programme), referrer of
+            another operator, unknown profile field.
+    """
+    unknown = set(profile) - set(AFFILIATE_PROFILE_FIELDS)
+    if unknown:
+        raise ValidationError(f"unknown affiliate fields: {', '.join(sorted(unknown))}")
+    email = (email or "").strip().lower()
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise ValidationError({"email": "enter a valid email address"}) from None
+    if status not in AffiliateStatus.values:
+        raise ValidationError({"status": f"must be one of: {', '.join(AffiliateStatus.values)}"})
+    _referrer_check(operator_id=operator.pk, referrer=referrer)
+    profile.setdefault("minimum_payout", Decimal(0))
+
+    with transaction.atomic():
+        user = User(username=email, email=email)
+        if password:
+            user.set_password(password)
+        else:
+            user.set_unusable_password()
+        try:
+            with transaction.atomic():
+                user.save()
+        except IntegrityError:
+            raise ValidationError(
+                {"email": f"a login with the email {email} already exists"}
+            ) from None
+        affiliate = Affiliate(
+            operator=operator,
+            user=user,
+            email=email,
+            status=status,
+            status_changed_at=timezone.now(),
+            referrer=referrer,
+            **profile,
+        )
+        try:
+            with transaction.atomic():
+                affiliate.save()
+        except IntegrityError:
+            raise ValidationError(
+                {"email": f"an affiliate with the email {email} is already in this programme"}
+            ) from None
+    return affiliate
+
+
+def affiliate_update(*, affiliate: Affiliate, referrer=..., **profile) -> Affiliate:
+    """Change an affiliate's profile and referrer (status changes have their own services)."""
+    unknown = set(profile) - set(AFFILIATE_PROFILE_FIELDS)
+    if unknown:
+        raise ValidationError(f"unknown affiliate fields: {', '.join(sorted(unknown))}")
+    fields = list(profile)
+    if referrer is not ...:
+        _referrer_check(
+            operator_id=affiliate.operator_id, referrer=referrer, affiliate_id=affiliate.pk
+        )
+        affiliate.referrer = referrer
+        fields.append("referrer")
+    for name, value in profile.items():
+        setattr(affiliate, name, value)
+    if fields:
+        affiliate.save(update_fields=fields)
+    return affiliate
+
+
+def _affiliate_status_set(affiliate: Affiliate, status: str) -> Affiliate:
+    if affiliate.status == status:
+        return affiliate
+    allowed = STATUS_TRANSITIONS[status]
+    with transaction.atomic():
+        now = timezone.now()
+        # Conditional on the status we saw, so two managers acting at once cannot both win.
+        updated = Affiliate.objects.filter(pk=affiliate.pk, status__in=allowed).update(
+            status=status, status_changed_at=now
+        )
+        if not updated:
+            current = Affiliate.objects.values_list("status", flat=True).get(pk=affiliate.pk)
+            if current == status:
+                affiliate.status = status
+                return affiliate
+            raise ValidationError(
+                f"{affiliate.email} is {current}; only a "
+                f"{' or '.join(sorted(allowed))} affiliate can be {status}"
+            )
+    affiliate.status = status
+    affiliate.status_changed_at = now
+    return affiliate
+
+
+def affiliate_approve(*, affiliate: Affiliate) -> Affiliate:
+    """Pending, rejected or suspended -> approved. Links start recording clicks."""
+    return _affiliate_status_set(affiliate, AffiliateStatus.APPROVED)
+
+
+def affiliate_reject(*, affiliate: Affiliate) -> Affiliate:
+    """Pending -> rejected."""
+    return _affiliate_status_set(affiliate, AffiliateStatus.REJECTED)
+
+
+def affiliate_suspend(*, affiliate: Affiliate) -> Affiliate:
+    """Approved -> suspended: links redirect without recording, new registrations are no
+    longer attributed to the affiliate; players already attributed stay."""
+    return _affiliate_status_set(affiliate, AffiliateStatus.SUSPENDED)
+
+
+# --- Tracking links and promo codes -----------------------------------------------------
+
+LINK_CODE_BYTES = 6  # 8 URL-safe characters, 48 random bits
+LINK_CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+_URL_VALIDATOR = URLValidator(schemes=["http", "https"])
+_FORBIDDEN_URL_CHARS = re.compile(r"[\s\\\x00-\x1f\x7f]")
+
+
+def landing_url_clean(*, brand: Brand, url: str | None) -> str:
+    """The landing URL a link of `brand` may redirect to: the brand's default when `url` is
+    empty, else `url` itself when it is http(s) on exactly one of the brand's allowed hosts.
+
+    Raises:
+        ValidationError: anything else (other host, look-alike host, user info, other scheme,
+            scheme-relative URL, backslashes or control characters).
+    """
+    if url is None or not url.strip():
+        return brand.default_landing_url
+    url = url.strip()
+    allowed = brand.allowed_domain_list()
+    if _FORBIDDEN_URL_CHARS.search(url):
+        raise ValidationError("the landing URL must not contain spaces, backslashes or controls")
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise ValidationError("the landing URL must be an absolute http:// or https:// URL")
+    if "@" in parts.netloc:
+        raise ValidationError("the landing URL must not contain a user name or password")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+        _URL_VALIDATOR(url)
+    except (ValueError, ValidationError):
+        raise ValidationError("the landing URL is not a valid URL") from None
+    host = (parts.hostname or "").lower()
+    if host not in allowed:
+        raise ValidationError(
+            f"the landing URL's host {host!r} is not one of the brand's allowed domains "
+            f"({', '.join(allowed)})"
+        )
+    return url
+
+
+def landing_url_is_allowed(*, brand: Brand, url: str) -> bool:
+    try:
+        landing_url_clean(brand=brand, url=url)
+    except ValidationError:
+        return False
+    return True
+
+
+def _same_operator(affiliate: Affiliate, brand: Brand) -> None:
+    if brand.operator_id != affiliate.operator_id:
+        raise ValidationError({"brand": "the brand must belong to the affiliate's operator"})
+
+
+def tracking_link_create(
+    *,
+    affiliate: Affiliate,
+    brand: Brand,
+    landing_url: str | None = None,
+    name: str = "",
+    code: str | None = None,
+) -> TrackingLink:
+    """A link with a short unguessable code (or `code`, for fixed demo data).
+
+    Raises:
+        ValidationError: brand of another operator, landing URL outside the brand's domains.
+    """
+    _same_operator(affiliate, brand)
+    try:
+        landing = landing_url_clean(brand=brand, url=landing_url)
+    except ValidationError as exc:
+        raise ValidationError({"landing_url": exc.messages}) from None
+    if code is not None and not LINK_CODE_RE.match(code):
+        raise ValidationError({"code": "1–32 letters, digits, '-' or '_'"})
+    for _attempt in range(5):
+        link = TrackingLink(
+            affiliate=affiliate,
+            brand=brand,
+            name=name,
+            landing_url=landing,
+            code=code or secrets.token_urlsafe(LINK_CODE_BYTES),
+        )
+        try:
+            with transaction.atomic():
+                link.save()
+            return link
+        except IntegrityError:
+            if code is not None:
+                raise ValidationError({"code": f"the code {code} is taken"}) from None
+    raise RuntimeError("could not find a free link code in 5 attempts")
+
+
+def tracking_link_update(
+    *, link: TrackingLink, landing_url: str | None = None, name: str | None = None
+) -> TrackingLink:
+    try:
+        link.landing_url = landing_url_clean(brand=link.brand, url=landing_url)
+    except ValidationError as exc:
+        raise ValidationError({"landing_url": exc.messages}) from None
+    if name is not None:
+        link.name = name
+    link.save(update_fields=["landing_url", "name"])
+    return link
+
+
+PROMO_CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def promo_code_create(*, affiliate: Affiliate, brand: Brand, code: str) -> PromoCode:
+    """Raises ValidationError when the code is malformed, already used in the operator's
+    programme (case-insensitive: the database constraint decides) or the brand is foreign."""
+    code = (code or "").strip()
+    if not PROMO_CODE_RE.match(code):
+        raise ValidationError({"code": "a promo code is 1–64 letters, digits, '-' or '_'"})
+    _same_operator(affiliate, brand)
+    promo = PromoCode(
+        operator_id=affiliate.operator_id, affiliate=affiliate, brand=brand, code=code
+    )
+    try:
+        with transaction.atomic():
+            promo.save()
+    except IntegrityError:
+        raise ValidationError(
+            {"code": f"the promo code {code} is already used in this programme"}
+        ) from None
+    return promo
+
+
+# --- Clicks ------------------------------------------------------------------------------
+
+# Known crawlers, link previewers, HTTP libraries and headless browsers. Matched
+# case-insensitively anywhere in the user agent; an empty user agent is a bot too.
+BOT_PATTERNS = (
+    "bot",
+    "crawl",
+    "spider",
+    "slurp",
+    "curl/",
+    "wget",
+    "python-requests",
+    "python-urllib",
+    "aiohttp",
+    "httpx",
+    "go-http-client",
+    "java/",
+    "libwww",
+    "apache-httpclient",
+    "headless",
+    "phantomjs",
+    "puppeteer",
+    "playwright",
+    "selenium",
+    "lighthouse",
+    "pingdom",
+    "uptime",
+    "monitor",
+    "preview",
+    "facebookexternalhit",
+    "embedly",
+    "quora link preview",
+    "whatsapp",
+    "scrapy",
+    "feedfetcher",
+    "mediapartners-google",
+    "validator",
+)
+_BOT_RE = re.compile("|".join(re.escape(p) for p in BOT_PATTERNS), re.IGNORECASE)
+
+UNIQUE_WINDOW = timedelta(hours=24)
+SUB_MAX_LENGTH = 255
+
+
+def user_agent_is_bot(user_agent: str) -> bool:
+    return not user_agent.strip() or _BOT_RE.search(user_agent) is not None
+
+
+def ip_normalise(value: str) -> str | None:
+    """The canonical text of an IP (as the Event API hashes it), or None. Accepts the
+    `1.2.3.4:port` and `[v6]:port` forms some proxies send."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if value.startswith("[") and "]" in value:
+        value = value[1 : value.index("]")]
+    elif value.count(":") == 1:
+        value = value.split(":", 1)[0]
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
+
+
+_CLICK_COLUMNS = (
+    "id",
+    "link",
+    "affiliate",
+    "brand",
+    "created_at",
+    "sub1",
+    "sub2",
+    "sub3",
+    "sub4",
+    "sub5",
+    "ip_hash",
+    "user_agent",
+    "referrer",
+    "country",
+    "is_bot",
+)
+
+
+@functools.cache
+def _click_insert_sql(vendor: str) -> str:
+    table = connection.ops.quote_name(Click._meta.db_table)
+    columns = [Click._meta.get_field(name).column for name in _CLICK_COLUMNS]
+    quoted = ", ".join(connection.ops.quote_name(c) for c in [*columns, "is_unique"])
+    placeholders = ", ".join(["%s"] * len(columns))
+    # Unique = no click from the same IP hash on the same link in the last 24 hours; one
+    # statement, so the redirect costs one lookup and one insert.
+    return (
+        f"INSERT INTO {table} ({quoted}) SELECT {placeholders}, "
+        f"(%s = '' OR NOT EXISTS (SELECT 1 FROM {table} WHERE "
+        f"{connection.ops.quote_name(Click._meta.get_field('link').column)} = %s AND "
+        f"{connection.ops.quote_name('ip_hash')} = %s AND "
+        f"{connection.ops.quote_name('created_at')} > %s))"
+    )
+
+
+def click_record(
+    *,
+    link: TrackingLink,
+    ip_hash: str,
+    user_agent: str = "",
+    referrer: str = "",
+    country: str = "",
+    subs: tuple[str, ...] = ("", "", "", "", ""),
+    now: datetime | None = None,
+    click_id: uuid.UUID | None = None,
+) -> uuid.UUID:
+    """Store a click of `link` (whose affiliate is approved) and return its click_id.
+
+    `ip_hash` is the HMAC of the visitor's IP (revvvs.hashing.ip_hmac), never the IP.
+    `now` and `click_id` are for fixed demo data; the redirect leaves them out."""
+    click_id = click_id or uuid.uuid4()
+    now = now or timezone.now()
+    subs = tuple((s or "")[:SUB_MAX_LENGTH] for s in subs) + ("",) * (5 - len(subs))
+    values = {
+        "id": click_id,
+        "link": link.pk,
+        "affiliate": link.affiliate_id,
+        "brand": link.brand_id,
+        "created_at": now,
+        "sub1": subs[0],
+        "sub2": subs[1],
+        "sub3": subs[2],
+        "sub4": subs[3],
+        "sub5": subs[4],
+        "ip_hash": ip_hash or "",
+        "user_agent": user_agent or "",
+        "referrer": referrer or "",
+        "country": country or "",
+        "is_bot": user_agent_is_bot(user_agent or ""),
+    }
+    params = [
+        Click._meta.get_field(name).get_db_prep_value(values[name], connection, prepared=False)
+        for name in _CLICK_COLUMNS
+    ]
+    created_at_field = Click._meta.get_field("created_at")
+    params += [
+        values["ip_hash"],
+        link.pk,
+        values["ip_hash"],
+        created_at_field.get_db_prep_value(now - UNIQUE_WINDOW, connection, prepared=False),
+    ]
+    sql = _click_insert_sql(connection.vendor)
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        # A click is not money: it need not wait for the WAL flush (~4 ms here, the largest
+        # part of the redirect). A database crash may lose the last fraction of a second of
+        # clicks, never corrupt anything; the Event API keeps synchronous commits. One
+        # statement string runs as one implicit transaction, so SET LOCAL covers the insert
+        # only, in the same round trip (docs/attribution.md, "Click durability").
+        sql = "SET LOCAL synchronous_commit TO OFF; " + sql
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+    return click_id
+
+
+# --- Players and attribution ------------------------------------------------------------
+
+ALREADY_REGISTERED = "player already registered; this registration changes nothing"
+CLICK_NOT_FOUND = "click_id not found"
+CLICK_NOT_APPROVED = "click_id belongs to an affiliate who is not approved; not used"
+PROMO_NOT_FOUND = "promo_code not found"
+PROMO_NOT_APPROVED = "promo_code belongs to an affiliate who is not approved; not used"
 
 
 def players_get_or_create(
@@ -44,32 +522,384 @@ class ApplyResult:
     newly_registered: list[Player] = field(default_factory=list)
 
 
+@dataclass
+class _Decision:
+    """How one registration attributes its player."""
+
+    event: Event
+    method: str = AttributionMethod.NONE
+    affiliate_id: int | None = None
+    click_id: uuid.UUID | None = None
+    promo_code_id: int | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def decided(self) -> bool:
+        return self.method != AttributionMethod.NONE
+
+
 def events_apply(*, events: list[Event]) -> ApplyResult:
-    """Apply newly stored events to their players, in event_time order: registrations
-    register and attribute, player_status events change the status."""
-    warnings: dict[uuid.UUID, list[str]] = {}
-    newly_registered: list[Player] = []
+    """Apply newly stored events (sorted by event_time) to their players: registrations
+    register and attribute their player, player_status events change its status.
+
+    Set-based: whatever the batch size, at most one query each for click_ids, promo codes,
+    last-click candidates, the registering update and the status update. A player is
+    registered once: the update is conditional on `registered_at IS NULL`, so of two
+    concurrent registrations only one changes the row; the other gets a warning.
+
+    Returns the warnings per event id and the players this batch registered.
+    """
+    warnings: dict[uuid.UUID, list[str]] = defaultdict(list)
+    registrations: list[_Decision] = []
+    registering: set[int] = set()
+    statuses: dict[int, Event] = {}
     for event in events:
         player = event.player
         if event.event_type == EventType.REGISTRATION:
-            updated = Player.objects.filter(pk=player.pk, registered_at__isnull=True).update(
-                registered_at=event.event_time,
-                registration_event_id=event.id,
-                country=event.payload.get("country") or "",
-                attribution_method=AttributionMethod.NONE,
-                attributed_at=event.received_at,
-            )
-            if updated:
-                player.registered_at = event.event_time
-                player.registration_event_id = event.id
-                player.attribution_method = AttributionMethod.NONE
-                newly_registered.append(player)
-            else:
-                warnings.setdefault(event.id, []).append(
-                    "player already registered; this registration changes nothing"
-                )
+            if player.registered_at is not None or player.pk in registering:
+                warnings[event.id].append(ALREADY_REGISTERED)
+                continue
+            registering.add(player.pk)
+            registrations.append(_Decision(event=event))
         elif event.event_type == EventType.PLAYER_STATUS:
-            status = event.payload["status"]
-            Player.objects.filter(pk=player.pk).update(status=status)
-            player.status = status
-    return ApplyResult(warnings=warnings, newly_registered=newly_registered)
+            statuses[player.pk] = event  # events come in event_time order: the last wins
+
+    newly_registered: list[Player] = []
+    if registrations:
+        _attribute_by_click_id(registrations)
+        _attribute_by_promo_code(
+            [d for d in registrations if not d.decided and d.event.payload.get("promo_code")]
+        )
+        _attribute_by_last_click(
+            [d for d in registrations if not d.decided and d.event.payload.get("ip_hash")]
+        )
+        registered = _players_register(registrations)
+        for decision in registrations:
+            event, player = decision.event, decision.event.player
+            if player.pk not in registered:
+                warnings[event.id].append(ALREADY_REGISTERED)
+                continue
+            warnings[event.id].extend(decision.warnings)
+            player.registered_at = event.event_time
+            player.registration_event_id = event.id
+            player.country = event.payload.get("country") or ""
+            player.affiliate_id = decision.affiliate_id
+            player.click_id = decision.click_id
+            player.promo_code_id = decision.promo_code_id
+            player.attribution_method = decision.method
+            player.attributed_at = event.received_at
+            newly_registered.append(player)
+
+    if statuses:
+        changed = _players_status_update(list(statuses.values()))
+        for player_id, event in statuses.items():
+            if player_id in changed:
+                event.player.status = event.payload["status"]
+                event.player.status_event_time = event.event_time
+
+    return ApplyResult(
+        warnings={k: v for k, v in warnings.items() if v}, newly_registered=newly_registered
+    )
+
+
+def _attribute_by_click_id(decisions: list[_Decision]) -> None:
+    wanted: dict[int, uuid.UUID | None] = {}  # id(decision) -> click id
+    for decision in decisions:
+        raw = decision.event.payload.get("click_id")
+        if not raw:
+            continue
+        try:
+            wanted[id(decision)] = uuid.UUID(str(raw))
+        except ValueError:
+            wanted[id(decision)] = None
+    if not wanted:
+        return
+    ids = {v for v in wanted.values() if v is not None}
+    operator_ids = {d.event.operator_id for d in decisions}
+    clicks = {}
+    if ids:
+        clicks = {
+            row[0]: row
+            for row in Click.objects.filter(
+                id__in=ids, brand__operator_id__in=operator_ids
+            ).values_list("id", "affiliate_id", "brand__operator_id", "affiliate__status")
+        }
+    for decision in decisions:
+        if id(decision) not in wanted:
+            continue
+        row = clicks.get(wanted[id(decision)])
+        # Another operator's click is "not found", exactly like an unknown one: it must
+        # neither attribute nor reveal that it exists.
+        if row is None or row[2] != decision.event.operator_id:
+            decision.warnings.append(CLICK_NOT_FOUND)
+        elif row[3] != AffiliateStatus.APPROVED:
+            decision.warnings.append(CLICK_NOT_APPROVED)
+        else:
+            decision.method = AttributionMethod.CLICK_ID
+            decision.click_id = row[0]
+            decision.affiliate_id = row[1]
+
+
+def _attribute_by_promo_code(decisions: list[_Decision]) -> None:
+    if not decisions:
+        return
+    codes = {str(d.event.payload["promo_code"]).lower() for d in decisions}
+    rows = {
+        (row["operator_id"], row["code_lower"]): row
+        for row in PromoCode.objects.annotate(code_lower=Lower("code"))
+        .filter(operator_id__in={d.event.operator_id for d in decisions}, code_lower__in=codes)
+        .values("id", "operator_id", "code_lower", "affiliate_id", "affiliate__status")
+    }
+    for decision in decisions:
+        key = (decision.event.operator_id, str(decision.event.payload["promo_code"]).lower())
+        row = rows.get(key)
+        if row is None:
+            decision.warnings.append(PROMO_NOT_FOUND)
+        elif row["affiliate__status"] != AffiliateStatus.APPROVED:
+            decision.warnings.append(PROMO_NOT_APPROVED)
+        else:
+            decision.method = AttributionMethod.PROMO_CODE
+            decision.promo_code_id = row["id"]
+            decision.affiliate_id = row["affiliate_id"]
+
+
+def _attribute_by_last_click(decisions: list[_Decision]) -> None:
+    if not decisions:
+        return
+    if connection.vendor == "postgresql":
+        found = _last_clicks_postgresql(decisions)
+    else:
+        found = _last_clicks_portable(decisions)
+    for index, decision in enumerate(decisions):
+        if index in found:
+            decision.method = AttributionMethod.LAST_CLICK
+            decision.click_id, decision.affiliate_id = found[index]
+
+
+def _last_clicks_postgresql(decisions: list[_Decision]) -> dict[int, tuple[uuid.UUID, int]]:
+    """One query: for each registration, the latest human click on its brand from its IP
+    hash within the brand's window before event_time, of an approved affiliate."""
+    click = Click._meta.db_table
+    affiliate = Affiliate._meta.db_table
+    brand = Brand._meta.db_table
+    values = ", ".join(["(%s::int, %s::uuid, %s::varchar, %s::timestamptz)"] * len(decisions))
+    params: list = []
+    for index, decision in enumerate(decisions):
+        event = decision.event
+        params += [index, event.brand_id, str(event.payload["ip_hash"]), event.event_time]
+    sql = f"""
+        SELECT v.idx, c.id, c.affiliate_id
+        FROM (VALUES {values}) AS v(idx, brand_id, ip_hash, event_time)
+        JOIN {brand} b ON b.id = v.brand_id
+        CROSS JOIN LATERAL (
+            SELECT c.id, c.affiliate_id
+            FROM {click} c JOIN {affiliate} a ON a.id = c.affiliate_id
+            WHERE c.brand_id = v.brand_id AND c.ip_hash = v.ip_hash
+              AND c.created_at <= v.event_time
+              AND c.created_at >= v.event_time - make_interval(days => b.attribution_window_days)
+              AND NOT c.is_bot AND a.status = %s
+            ORDER BY c.created_at DESC, c.id DESC
+            LIMIT 1
+        ) c
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, AffiliateStatus.APPROVED.value])
+        return {idx: (click_id, affiliate_id) for idx, click_id, affiliate_id in cursor}
+
+
+def _last_clicks_portable(decisions: list[_Decision]) -> dict[int, tuple[uuid.UUID, int]]:
+    """The same as `_last_clicks_postgresql` with the ORM (SQLite, the demo database):
+    two queries, candidates picked in Python."""
+    windows = dict(
+        Brand.objects.filter(id__in={d.event.brand_id for d in decisions}).values_list(
+            "id", "attribution_window_days"
+        )
+    )
+    condition = Q()
+    bounds = []
+    for decision in decisions:
+        event = decision.event
+        start = event.event_time - timedelta(days=windows[event.brand_id])
+        bounds.append((event.brand_id, event.payload["ip_hash"], start, event.event_time))
+        condition |= Q(
+            brand_id=event.brand_id,
+            ip_hash=event.payload["ip_hash"],
+            created_at__gte=start,
+            created_at__lte=event.event_time,
+        )
+    candidates = list(
+        Click.objects.filter(condition, is_bot=False, affiliate__status=AffiliateStatus.APPROVED)
+        .order_by("-created_at", "-id")
+        .values_list("id", "affiliate_id", "brand_id", "ip_hash", "created_at")
+    )
+    found = {}
+    for index, (brand_id, ip_hash, start, end) in enumerate(bounds):
+        for click_id, affiliate_id, c_brand, c_ip, created_at in candidates:
+            if c_brand == brand_id and c_ip == ip_hash and start <= created_at <= end:
+                found[index] = (click_id, affiliate_id)
+                break
+    return found
+
+
+def _players_register(decisions: list[_Decision]) -> set[int]:
+    """Register and attribute the players of `decisions` that are still unregistered, in
+    one conditional UPDATE on PostgreSQL; returns the ids of the players it changed."""
+    rows = [
+        (
+            d.event.player.pk,
+            d.event.event_time,
+            d.event.id,
+            d.event.payload.get("country") or "",
+            d.affiliate_id,
+            d.click_id,
+            d.promo_code_id,
+            d.method,
+            d.event.received_at,
+        )
+        for d in decisions
+    ]
+    if connection.vendor != "postgresql":
+        registered = set()
+        for player_id, registered_at, event_id, country, aff, click, promo, method, at in rows:
+            if Player.objects.filter(pk=player_id, registered_at__isnull=True).update(
+                registered_at=registered_at,
+                registration_event_id=event_id,
+                country=country,
+                affiliate_id=aff,
+                click_id=click,
+                promo_code_id=promo,
+                attribution_method=method,
+                attributed_at=at,
+            ):
+                registered.add(player_id)
+        return registered
+    table = Player._meta.db_table
+    values = ", ".join(
+        [
+            "(%s::bigint, %s::timestamptz, %s::uuid, %s::varchar, %s::bigint, %s::uuid, "
+            "%s::bigint, %s::varchar, %s::timestamptz)"
+        ]
+        * len(rows)
+    )
+    sql = f"""
+        UPDATE {table} AS p SET
+            registered_at = v.registered_at, registration_event_id = v.event_id,
+            country = v.country, affiliate_id = v.affiliate_id, click_id = v.click_id,
+            promo_code_id = v.promo_code_id, attribution_method = v.method,
+            attributed_at = v.attributed_at
+        FROM (VALUES {values}) AS v(player_id, registered_at, event_id, country, affiliate_id,
+                                   click_id, promo_code_id, method, attributed_at)
+        WHERE p.id = v.player_id AND p.registered_at IS NULL
+        RETURNING p.id
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [value for row in rows for value in row])
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _players_status_update(events: list[Event]) -> set[int]:
+    """Set each player's status from its latest player_status event, unless a later-dated
+    one was already applied (order of arrival must not matter)."""
+    rows = [(e.player.pk, e.payload["status"], e.event_time) for e in events]
+    if connection.vendor != "postgresql":
+        changed = set()
+        for player_id, status, event_time in rows:
+            if (
+                Player.objects.filter(pk=player_id)
+                .filter(Q(status_event_time__isnull=True) | Q(status_event_time__lte=event_time))
+                .update(status=status, status_event_time=event_time)
+            ):
+                changed.add(player_id)
+        return changed
+    table = Player._meta.db_table
+    values = ", ".join(["(%s::bigint, %s::varchar, %s::timestamptz)"] * len(rows))
+    sql = f"""
+        UPDATE {table} AS p SET status = v.status, status_event_time = v.event_time
+        FROM (VALUES {values}) AS v(player_id, status, event_time)
+        WHERE p.id = v.player_id
+          AND (p.status_event_time IS NULL OR p.status_event_time <= v.event_time)
+        RETURNING p.id
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [value for row in rows for value in row])
+        return {row[0] for row in cursor.fetchall()}
+
+
+# --- Reassignment ---------------------------------------------------------------------
+
+
+def player_reassign(
+    *, player: Player, to_affiliate: Affiliate | None, reason: str, author: User
+) -> Reassignment:
+    """Move a registered player to another approved affiliate of the same operator (None:
+    make the player organic), audited, with the ledger moves in the same transaction.
+
+    Raises:
+        ValidationError: empty reason, unregistered player, affiliate of another operator
+            or not approved, or the player already belongs to that affiliate.
+    """
+    from commissions.services import ledger_player_reassigned
+
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": "give the reason for the reassignment"})
+    with transaction.atomic():
+        locked = (
+            Player.objects.select_for_update(no_key=True, of=("self",))
+            .select_related("brand", "affiliate")
+            .get(pk=player.pk)
+        )
+        if locked.registered_at is None:
+            raise ValidationError(
+                f"player {locked.external_ref} has not registered yet; reassign it after its "
+                "registration has arrived"
+            )
+        if to_affiliate is not None:
+            if to_affiliate.operator_id != locked.brand.operator_id:
+                raise ValidationError(
+                    {"to_affiliate": "the affiliate must belong to the player's operator"}
+                )
+            if to_affiliate.status != AffiliateStatus.APPROVED:
+                raise ValidationError(
+                    {"to_affiliate": f"{to_affiliate.email} is {to_affiliate.status}, not approved"}
+                )
+        if locked.affiliate_id == (to_affiliate.pk if to_affiliate else None):
+            raise ValidationError(
+                f"player {locked.external_ref} is already attributed to "
+                f"{to_affiliate or 'no affiliate (organic)'}"
+            )
+        from_affiliate = locked.affiliate
+        reassignment = Reassignment.objects.create(
+            player=locked,
+            from_affiliate=from_affiliate,
+            to_affiliate=to_affiliate,
+            from_method=locked.attribution_method,
+            reason=reason,
+            author=author,
+        )
+        locked.affiliate = to_affiliate
+        locked.attribution_method = AttributionMethod.MANUAL
+        locked.attributed_at = reassignment.created_at
+        locked.click = None
+        locked.promo_code = None
+        locked.save(
+            update_fields=[
+                "affiliate",
+                "attribution_method",
+                "attributed_at",
+                "click",
+                "promo_code",
+            ]
+        )
+        ledger_player_reassigned(
+            player=locked, from_affiliate=from_affiliate, to_affiliate=to_affiliate, author=author
+        )
+    for name in (
+        "affiliate_id",
+        "attribution_method",
+        "attributed_at",
+        "click_id",
+        "promo_code_id",
+    ):
+        setattr(player, name, getattr(locked, name))
+    return reassignment

@@ -1,1 +1,7 @@
-urlpatterns = []
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("t/<str:code>", views.tracking_redirect, name="tracking-redirect"),
+]
