@@ -1,1 +1,704 @@
-"""Period close and statements (SPEC §5: periods)."""
+"""Period close and statements (SPEC §5: periods).
+
+`period_close` turns one operator's month of ledger entries into statements, in one
+transaction: it books the month's RevShare tier adjustments and sub-affiliate earnings, then
+one statement per affiliate with activity or carryover, then marks the period closed. The
+exact statement formula is in docs/commissions.md ("Periods and statements"); `figures_compute`
+below is that formula and nothing else.
+
+Everything is set-based: ledger entries are summed in the database (GROUP BY affiliate, kind,
+currency), affiliates are walked in chunks, statements and entries are bulk-inserted, so the
+memory used does not grow with the number of entries.
+"""
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from itertools import islice
+
+from django.core.exceptions import PermissionDenied
+from django.db import connection, transaction
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
+from django.utils import timezone
+
+from attribution.models import Affiliate
+from revvvs.models import Operator
+from revvvs.money import quantize
+from revvvs.tenancy import user_operator_id
+
+from ..models import (
+    CommissionPlan,
+    LedgerEntry,
+    LedgerKind,
+    Period,
+    PeriodStatus,
+    PlanAssignment,
+    Statement,
+    StatementStatus,
+    TierBasis,
+    TierMode,
+)
+
+ZERO = Decimal("0")
+CHUNK_SIZE = 500
+# pg_advisory_xact_lock(namespace, operator_id): a close takes it exclusively, booking takes
+# it shared (`period_booking_floor`), so no entry can land in a month while it is closing.
+PERIOD_LOCK_NAMESPACE = 0x52565053  # "RVPS"
+
+TOTAL_KINDS = [kind.value for kind in LedgerKind]
+
+
+class PeriodError(Exception):
+    """A period cannot be closed as asked; the message tells the manager why."""
+
+
+class PeriodNotEnded(PeriodError):
+    pass
+
+
+class StatementTransitionError(Exception):
+    """A statement cannot move to the asked state; the message tells why."""
+
+
+@dataclass(frozen=True)
+class CloseResult:
+    period: Period
+    created: bool  # False: the period was already closed and nothing changed
+    statements: QuerySet  # the period's statements
+    tier_adjustments: int = 0
+    sub_affiliate_entries: int = 0
+
+
+# --- months -------------------------------------------------------------------------------
+
+
+def month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def month_next(month: date) -> date:
+    return (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def month_previous(month: date) -> date:
+    return (month.replace(day=1) - timedelta(days=1)).replace(day=1)
+
+
+def month_end_utc(month: date) -> datetime:
+    """The instant the month is over: the first day of the next month, 00:00 UTC."""
+    return datetime.combine(month_next(month), time.min, tzinfo=UTC)
+
+
+def period_booking_floor(*, operator_id: int) -> date | None:
+    """The first month new ledger entries may book into, for the booking engine.
+
+    Takes the operator's period lock in shared mode for the rest of the transaction, so a
+    close waits for bookings in flight and bookings wait for a close: an entry never lands in
+    a month while it is being closed. Returns the month after the latest closed period (an
+    entry dated earlier books into that month, keeping its own `activity_date`), or None when
+    no period is closed. Must be called inside a transaction.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock_shared(%s, %s)",
+                [PERIOD_LOCK_NAMESPACE, operator_id],
+            )
+    latest = (
+        Period.objects.filter(operator_id=operator_id, status=PeriodStatus.CLOSED)
+        .order_by("-month")
+        .values_list("month", flat=True)
+        .first()
+    )
+    return month_next(latest) if latest else None
+
+
+# --- the statement formula ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One statement's numbers (see docs/commissions.md for the formula)."""
+
+    totals: dict[str, Decimal]
+    carryover_in: Decimal
+    rollover_in: Decimal
+    carryover_out: Decimal
+    rollover_out: Decimal
+    net_payable: Decimal
+    earned: Decimal  # this period's commission, carry-ins applied, before rollover_in
+
+    @property
+    def sub_affiliate_base(self) -> Decimal:
+        """What a referrer's share is taken from: earned without own sub-affiliate earnings."""
+        return self.earned - self.totals[LedgerKind.SUB_AFFILIATE]
+
+
+def figures_compute(
+    *,
+    totals: dict[str, Decimal],
+    previous_carryover_out: Decimal,
+    previous_rollover_out: Decimal,
+    negative_carryover: bool,
+    revshare_offsets_cpa: bool,
+    minimum_payout: Decimal,
+) -> Figures:
+    """The statement formula of docs/commissions.md, on Decimals, nothing rounded away."""
+    totals = {kind: quantize(totals.get(kind, ZERO)) for kind in TOTAL_KINDS}
+    carryover_in = previous_carryover_out if negative_carryover else ZERO
+    rollover_in = previous_rollover_out
+    revshare = (
+        totals[LedgerKind.REVSHARE] + totals[LedgerKind.REVSHARE_TIER_ADJUSTMENT] + carryover_in
+    )
+    cpa = totals[LedgerKind.CPA] + totals[LedgerKind.CPA_REVERSAL]
+    if revshare < 0 and revshare_offsets_cpa:
+        absorbed = min(-revshare, max(cpa, ZERO))
+        revshare += absorbed
+        cpa -= absorbed
+    carryover_out = revshare if revshare < 0 and negative_carryover else ZERO
+    earned = (
+        max(revshare, ZERO)
+        + cpa
+        + totals[LedgerKind.SUB_AFFILIATE]
+        + totals[LedgerKind.MANUAL_ADJUSTMENT]
+        + totals[LedgerKind.REATTRIBUTION]
+    )
+    balance = earned + rollover_in
+    net_payable = balance if balance > 0 and balance >= minimum_payout else ZERO
+    return Figures(
+        totals=totals,
+        carryover_in=quantize(carryover_in),
+        rollover_in=quantize(rollover_in),
+        carryover_out=quantize(carryover_out),
+        rollover_out=quantize(balance - net_payable),
+        net_payable=quantize(net_payable),
+        earned=quantize(earned),
+    )
+
+
+def tier_adjustment_compute(
+    *,
+    revshare_booked: Decimal,
+    base_rate: Decimal,
+    tiers: list[tuple[Decimal, Decimal]],
+    mode: str,
+    basis: str,
+    cpa_count: int = 0,
+) -> Decimal:
+    """Tier commission minus the base-rate RevShare already booked, for one affiliate-plan.
+
+    `revshare_booked` is the month's base-rate RevShare R; the commissionable NGR (after the
+    admin fee) is C = R / base_rate. The basis is C (NGR) or the month's CPA count. Below the
+    lowest threshold the base rate applies. `tiered`: the whole C at the reached tier's rate.
+    `ladder`: each band of the basis at its own rate (for a CPA-count basis, C at the
+    count-weighted average rate of the bands).
+    """
+    if not base_rate or not tiers or revshare_booked <= 0:
+        return ZERO
+    commissionable = revshare_booked / base_rate
+    amount = commissionable if basis == TierBasis.NGR else Decimal(cpa_count)
+    if amount <= 0:
+        return ZERO
+    bands = sorted(tiers)
+    if bands[0][0] > 0:
+        bands.insert(0, (ZERO, base_rate))
+    if mode == TierMode.TIERED:
+        rate = base_rate
+        for threshold, tier_rate in bands:
+            if amount >= threshold:
+                rate = tier_rate
+        return quantize(revshare_booked * (rate - base_rate) / base_rate)
+    weighted = ZERO  # Σ rate × the part of `amount` inside the band
+    for index, (lower, rate) in enumerate(bands):
+        upper = bands[index + 1][0] if index + 1 < len(bands) else None
+        if amount <= lower:
+            break
+        top = amount if upper is None else min(amount, upper)
+        weighted += rate * (top - lower)
+    if basis == TierBasis.NGR:
+        commission = weighted
+    else:
+        commission = commissionable * weighted / amount
+    return quantize(commission - revshare_booked)
+
+
+# --- the close ----------------------------------------------------------------------------
+
+
+@dataclass
+class _AffiliateState:
+    affiliate: Affiliate
+    totals: dict[str, Decimal] = field(default_factory=dict)
+    currencies: set[str] = field(default_factory=set)
+    previous: Statement | None = None
+    plan: CommissionPlan | None = None
+
+
+def _chunks(iterable: Iterable, size: int) -> Iterator[list]:
+    iterator = iter(iterable)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _check_user(user, operator: Operator) -> None:
+    if user is None:
+        return
+    operator_id = user_operator_id(user)
+    if operator_id is not None and operator_id != operator.pk:
+        raise PermissionDenied("you can only close your own operator's periods")
+
+
+def _lock_operator(operator: Operator) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)", [PERIOD_LOCK_NAMESPACE, operator.pk]
+            )
+
+
+def _check_order(operator: Operator, month: date) -> None:
+    later = (
+        Period.objects.filter(operator=operator, month__gt=month, status=PeriodStatus.CLOSED)
+        .order_by("month")
+        .values_list("month", flat=True)
+        .first()
+    )
+    if later:
+        raise PeriodError(
+            f"{later:%Y-%m} is already closed: months close in order, so {month:%Y-%m} "
+            "can no longer be closed (its late entries book into the open period)"
+        )
+    latest_closed = (
+        Period.objects.filter(operator=operator, month__lt=month, status=PeriodStatus.CLOSED)
+        .order_by("-month")
+        .values_list("month", flat=True)
+        .first()
+    )
+    if latest_closed and month_next(latest_closed) != month:
+        # Consecutive, even through a month without entries: its carried balances still
+        # make statements, and booking never leaves a gap it could book into.
+        raise PeriodError(
+            f"close {month_next(latest_closed):%Y-%m} first: months close in order "
+            f"(the last closed month is {latest_closed:%Y-%m})"
+        )
+    earlier = LedgerEntry.objects.filter(operator=operator, period__lt=month)
+    if latest_closed:
+        earlier = earlier.filter(period__gt=latest_closed)
+    open_month = earlier.order_by("period").values_list("period", flat=True).first()
+    if open_month:
+        raise PeriodError(
+            f"close {open_month:%Y-%m} first: it has ledger entries and is still open "
+            "(months close in order)"
+        )
+
+
+def _plans(operator: Operator) -> dict[int, CommissionPlan]:
+    return {
+        plan.pk: plan
+        for plan in CommissionPlan.objects.filter(operator=operator).prefetch_related("tiers")
+    }
+
+
+def _month_end_plans(
+    affiliate_ids: list[int], last_day: date, plans: dict[int, CommissionPlan]
+) -> dict[int, CommissionPlan]:
+    """Each affiliate's plan in force on the month's last day: the all-brands assignment
+    first, then the latest `valid_from`, then the oldest assignment."""
+    chosen: dict[int, CommissionPlan] = {}
+    assignments = (
+        PlanAssignment.objects.filter(affiliate_id__in=affiliate_ids, valid_from__lte=last_day)
+        .filter(Q(valid_to__isnull=True) | Q(valid_to__gte=last_day))
+        .order_by("affiliate_id", "-valid_from", "id")
+        .values_list("affiliate_id", "plan_id", "brand_id")
+    )
+    has_all_brands: set[int] = set()
+    for affiliate_id, plan_id, brand_id in assignments:
+        if brand_id is None and affiliate_id not in has_all_brands:
+            chosen[affiliate_id] = plans[plan_id]
+            has_all_brands.add(affiliate_id)
+        elif affiliate_id not in chosen:
+            chosen[affiliate_id] = plans[plan_id]
+    return chosen
+
+
+def _previous_statements(operator: Operator, month: date) -> QuerySet:
+    """The statements of the month before. Months close in order and a balance carried makes
+    a statement every month, so an affiliate's carried balance, if any, is always on its
+    statement of the month before."""
+    return Statement.objects.filter(operator=operator, period__month=month_previous(month))
+
+
+def _affiliates_in_scope(operator: Operator, month: date) -> QuerySet:
+    """Affiliates with entries in the period, or whose last statement left a balance."""
+    # EXISTS per affiliate: an index probe on (affiliate, period) each, however many entries.
+    with_entries = LedgerEntry.objects.filter(affiliate=OuterRef("pk"), period=month)
+    with_balance = (
+        _previous_statements(operator, month)
+        .filter(affiliate=OuterRef("pk"))
+        .exclude(carryover_out=0, rollover_out=0)
+    )
+    return (
+        Affiliate.objects.filter(operator=operator)
+        .filter(Exists(with_entries) | Exists(with_balance))
+        .only("id", "referrer_id", "minimum_payout", "payout_currency", "email", "company")
+        .order_by("pk")
+    )
+
+
+def _states(
+    operator: Operator,
+    month: date,
+    plans: dict[int, CommissionPlan],
+    progress: Callable[[], None],
+) -> Iterator[_AffiliateState]:
+    """Each in-scope affiliate with its period totals, last statement and month-end plan."""
+    last_day = month_next(month) - timedelta(days=1)
+    for chunk in _chunks(_affiliates_in_scope(operator, month).iterator(CHUNK_SIZE), CHUNK_SIZE):
+        ids = [affiliate.pk for affiliate in chunk]
+        states = {affiliate.pk: _AffiliateState(affiliate) for affiliate in chunk}
+        sums = (
+            LedgerEntry.objects.filter(operator=operator, period=month, affiliate_id__in=ids)
+            .values("affiliate_id", "kind", "currency")
+            .annotate(total=Sum("amount"))
+            .order_by()
+        )
+        for row in sums:
+            state = states[row["affiliate_id"]]
+            state.totals[row["kind"]] = state.totals.get(row["kind"], ZERO) + row["total"]
+            state.currencies.add(row["currency"])
+        for statement in _previous_statements(operator, month).filter(affiliate_id__in=ids):
+            state = states[statement.affiliate_id]
+            state.previous = statement
+            if statement.carryover_out or statement.rollover_out:
+                state.currencies.add(statement.currency)
+        for affiliate_id, plan in _month_end_plans(ids, last_day, plans).items():
+            states[affiliate_id].plan = plan
+        yield from states.values()
+        progress(len(chunk))
+
+
+def _figures(state: _AffiliateState) -> Figures:
+    plan = state.plan
+    previous = state.previous
+    return figures_compute(
+        totals=state.totals,
+        previous_carryover_out=previous.carryover_out if previous else ZERO,
+        previous_rollover_out=previous.rollover_out if previous else ZERO,
+        negative_carryover=plan.negative_carryover if plan else True,
+        revshare_offsets_cpa=plan.revshare_offsets_cpa if plan else False,
+        minimum_payout=state.affiliate.minimum_payout,
+    )
+
+
+def _book_tier_adjustments(
+    operator: Operator, month: date, plans: dict[int, CommissionPlan]
+) -> int:
+    """One `revshare_tier_adjustment` per affiliate and plan whose tiers change the month."""
+    tiered = [plan.pk for plan in plans.values() if plan.revshare_rate and plan.tiers.all()]
+    if not tiered:
+        return 0
+    last_day = month_next(month) - timedelta(days=1)
+    rows = (
+        LedgerEntry.objects.filter(
+            operator=operator, period=month, kind=LedgerKind.REVSHARE, plan_id__in=tiered
+        )
+        .values("affiliate_id", "plan_id", "currency")
+        .annotate(total=Sum("amount"))
+        .order_by("affiliate_id", "plan_id", "currency")
+    )
+    booked = 0
+    for chunk in _chunks(rows.iterator(CHUNK_SIZE), CHUNK_SIZE):
+        count_ids = {
+            row["affiliate_id"]
+            for row in chunk
+            if plans[row["plan_id"]].tier_basis == TierBasis.CPA_COUNT
+        }
+        cpa_counts = dict(
+            LedgerEntry.objects.filter(
+                operator=operator, period=month, kind=LedgerKind.CPA, affiliate_id__in=count_ids
+            )
+            .values("affiliate_id")
+            .annotate(n=Count("id"))
+            .order_by()
+            .values_list("affiliate_id", "n")
+        )
+        entries = []
+        for row in chunk:
+            plan = plans[row["plan_id"]]
+            tiers = [(tier.threshold, tier.rate) for tier in plan.tiers.all()]
+            cpa_count = cpa_counts.get(row["affiliate_id"], 0)
+            adjustment = tier_adjustment_compute(
+                revshare_booked=row["total"],
+                base_rate=plan.revshare_rate,
+                tiers=tiers,
+                mode=plan.tier_mode,
+                basis=plan.tier_basis,
+                cpa_count=cpa_count,
+            )
+            if not adjustment:
+                continue
+            basis = (
+                f"NGR after admin fee {quantize(row['total'] / plan.revshare_rate)}"
+                if plan.tier_basis == TierBasis.NGR
+                else f"{cpa_count} qualified CPA"
+            )
+            entries.append(
+                LedgerEntry(
+                    operator=operator,
+                    affiliate_id=row["affiliate_id"],
+                    kind=LedgerKind.REVSHARE_TIER_ADJUSTMENT,
+                    amount=adjustment,
+                    currency=row["currency"],
+                    period=month,
+                    activity_date=last_day,
+                    plan=plan,
+                    memo=f"{month:%Y-%m} tiers ({plan.tier_mode}) on {basis}: RevShare "
+                    f"{row['total']} at base rate {plan.revshare_rate}",
+                )
+            )
+        LedgerEntry.objects.bulk_create(entries)
+        booked += len(entries)
+    return booked
+
+
+def _book_sub_affiliate(
+    operator: Operator,
+    month: date,
+    plans: dict[int, CommissionPlan],
+    progress: Callable[[], None],
+) -> int:
+    """Referrers earn their month-end plan's `sub_affiliate_rate` of each referred affiliate's
+    positive commission for the period (one level: sub-affiliate earnings are not passed up).
+    Also checks that each affiliate's period is in one currency."""
+    last_day = month_next(month) - timedelta(days=1)
+    booked = 0
+    mixed: list[str] = []
+    pending: list[tuple[int, _AffiliateState, Decimal]] = []
+
+    def flush():
+        nonlocal booked
+        referrer_plans = _month_end_plans(
+            sorted({referrer_id for referrer_id, _, _ in pending}), last_day, plans
+        )
+        entries = []
+        for referrer_id, state, base in pending:
+            plan = referrer_plans.get(referrer_id)
+            if plan is None or not plan.sub_affiliate_rate:
+                continue
+            amount = quantize(base * plan.sub_affiliate_rate)
+            if not amount:
+                continue
+            entries.append(
+                LedgerEntry(
+                    operator=operator,
+                    affiliate_id=referrer_id,
+                    kind=LedgerKind.SUB_AFFILIATE,
+                    amount=amount,
+                    currency=next(iter(state.currencies)),
+                    period=month,
+                    activity_date=last_day,
+                    plan=plan,
+                    memo=f"{month:%Y-%m}: {plan.sub_affiliate_rate * 100:.2f} % of "
+                    f"{state.affiliate} (#{state.affiliate.pk}) net commission {base}",
+                )
+            )
+        LedgerEntry.objects.bulk_create(entries)
+        booked += len(entries)
+        pending.clear()
+
+    for state in _states(operator, month, plans, progress):
+        if len(state.currencies) > 1:
+            mixed.append(f"{state.affiliate} (#{state.affiliate.pk}): {sorted(state.currencies)}")
+            continue
+        referrer_id = state.affiliate.referrer_id
+        if referrer_id is None:
+            continue
+        base = _figures(state).sub_affiliate_base
+        if base > 0:
+            pending.append((referrer_id, state, base))
+            if len(pending) >= CHUNK_SIZE:
+                flush()
+    if mixed:
+        raise PeriodError(
+            "a statement is in one currency, but these affiliates have entries or balances in "
+            "several (their plans must share a currency): " + "; ".join(mixed[:10])
+        )
+    if pending:
+        flush()
+    return booked
+
+
+def _build_statements(
+    operator: Operator,
+    period: Period,
+    plans: dict[int, CommissionPlan],
+    progress: Callable[[], None],
+) -> int:
+    built = 0
+    batch: list[Statement] = []
+    for state in _states(operator, period.month, plans, progress):
+        if len(state.currencies) > 1:
+            # Only a sub-affiliate share in another currency than the referrer's can do this.
+            raise PeriodError(
+                f"{state.affiliate} (#{state.affiliate.pk}) would earn in several currencies "
+                f"{sorted(state.currencies)}: a referrer's plan must use its referrals' currency"
+            )
+        figures = _figures(state)
+        if state.currencies:
+            currency = next(iter(state.currencies))
+        elif state.plan:
+            currency = state.plan.currency
+        else:
+            currency = state.affiliate.payout_currency
+        batch.append(
+            Statement(
+                operator=operator,
+                period=period,
+                affiliate=state.affiliate,
+                currency=currency,
+                carryover_in=figures.carryover_in,
+                rollover_in=figures.rollover_in,
+                carryover_out=figures.carryover_out,
+                rollover_out=figures.rollover_out,
+                net_payable=figures.net_payable,
+                status=StatementStatus.DRAFT,
+                **figures.totals,
+            )
+        )
+        if len(batch) >= CHUNK_SIZE:
+            Statement.objects.bulk_create(batch)
+            built += len(batch)
+            batch = []
+    Statement.objects.bulk_create(batch)
+    return built + len(batch)
+
+
+def period_close(
+    *,
+    operator: Operator,
+    month: date,
+    user=None,
+    progress: Callable[[int, int], None] | None = None,
+    now: datetime | None = None,
+) -> CloseResult:
+    """Close an operator's month into statements.
+
+    Args:
+        month: any day of the month (the first day is used).
+        user: who closes; a manager may close only their own operator's months.
+        progress: called with (done, total) affiliates as the close advances.
+        now: the current time (tests); defaults to now.
+
+    Returns the CloseResult; when the month is already closed, `created` is False and the
+    existing statements are returned unchanged.
+
+    Raises:
+        PeriodNotEnded: the month has not ended yet (UTC).
+        PeriodError: an earlier month with entries is still open, a later one is closed, or
+            an affiliate's entries are in several currencies.
+        PermissionDenied: a manager closing another operator's month.
+    """
+    _check_user(user, operator)
+    month = month_start(month)
+    ends_at = month_end_utc(month)
+    if (now or timezone.now()) < ends_at:
+        raise PeriodNotEnded(
+            f"{month:%Y-%m} has not ended yet: it can be closed from {ends_at:%Y-%m-%d %H:%M} UTC"
+        )
+    with transaction.atomic():
+        _lock_operator(operator)
+        Period.objects.bulk_create([Period(operator=operator, month=month)], ignore_conflicts=True)
+        period = Period.objects.select_for_update().get(operator=operator, month=month)
+        statements = Statement.objects.filter(period=period)
+        if period.status == PeriodStatus.CLOSED:
+            return CloseResult(period=period, created=False, statements=statements)
+        _check_order(operator, month)
+
+        plans = _plans(operator)
+        tier_adjustments = _book_tier_adjustments(operator, month, plans)
+        total = 2 * _affiliates_in_scope(operator, month).count()
+        done = 0
+
+        def advance(count: int) -> None:
+            nonlocal done
+            done += count
+            if progress:
+                progress(min(done, total), total)
+
+        sub_entries = _book_sub_affiliate(operator, month, plans, advance)
+        # Sub-affiliate earnings may bring referrers into scope: count again.
+        total = done + _affiliates_in_scope(operator, month).count()
+        _build_statements(operator, period, plans, advance)
+
+        period.status = PeriodStatus.CLOSED
+        period.closed_at = timezone.now()
+        period.closed_by = user if user is not None and user.is_authenticated else None
+        period.save(update_fields=["status", "closed_at", "closed_by"])
+    return CloseResult(
+        period=period,
+        created=True,
+        statements=statements,
+        tier_adjustments=tier_adjustments,
+        sub_affiliate_entries=sub_entries,
+    )
+
+
+# --- statement states ---------------------------------------------------------------------
+
+
+def _locked_statement(statement: Statement, user) -> Statement:
+    locked = Statement.objects.select_for_update().get(pk=statement.pk)
+    operator_id = user_operator_id(user) if user is not None else None
+    if operator_id is not None and operator_id != locked.operator_id:
+        raise PermissionDenied("this statement belongs to another operator")
+    return locked
+
+
+def statement_approve(*, statement: Statement, user) -> Statement:
+    """draft → approved. Raises StatementTransitionError from any other state."""
+    with transaction.atomic():
+        locked = _locked_statement(statement, user)
+        if locked.status != StatementStatus.DRAFT:
+            raise StatementTransitionError(
+                f"statement {locked} is {locked.status}: only a draft statement can be approved"
+            )
+        locked.status = StatementStatus.APPROVED
+        locked.approved_at = timezone.now()
+        locked.approved_by = user
+        locked.save(update_fields=["status", "approved_at", "approved_by"])
+    return locked
+
+
+def statement_mark_paid(
+    *, statement: Statement, method: str, reference: str, paid_on: date, user
+) -> Statement:
+    """approved → paid, recording the payment method, reference and date.
+
+    Raises StatementTransitionError when the statement is not approved, has nothing to pay,
+    or the payment details are missing or dated in the future."""
+    method = (method or "").strip()
+    reference = (reference or "").strip()
+    if not method:
+        raise StatementTransitionError("a payment method is required")
+    if paid_on is None:
+        raise StatementTransitionError("the payment date is required")
+    if paid_on > timezone.now().date():
+        raise StatementTransitionError(f"the payment date {paid_on} is in the future")
+    with transaction.atomic():
+        locked = _locked_statement(statement, user)
+        if locked.status != StatementStatus.APPROVED:
+            raise StatementTransitionError(
+                f"statement {locked} is {locked.status}: only an approved statement can be "
+                "marked paid"
+            )
+        if locked.net_payable <= 0:
+            raise StatementTransitionError(
+                f"statement {locked} has nothing to pay (net payable {locked.net_payable})"
+            )
+        locked.status = StatementStatus.PAID
+        locked.payment_method = method
+        locked.payment_reference = reference
+        locked.paid_on = paid_on
+        locked.save(update_fields=["status", "payment_method", "payment_reference", "paid_on"])
+    return locked
