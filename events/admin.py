@@ -7,8 +7,7 @@ from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
-from revvvs.admin import OperatorOwnedAdmin, ScopedRelatedFieldListFilter
-from revvvs.tenancy import user_operator_id
+from revvvs.tenancy import OperatorOwnedAdmin, ScopedRelatedFieldListFilter, user_operator_id
 
 from .models import ApiKey, Event
 from .services import api_key_create, api_key_revoke

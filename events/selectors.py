@@ -8,7 +8,7 @@ from .models import Event
 def event_detail(*, operator: Operator, event_id: uuid.UUID) -> dict | None:
     """The event as the API shows it to the operator that sent it, with its effects."""
     from attribution.selectors import attribution_for_event
-    from commissions.selectors import ledger_entries_for_event
+    from commissions.selectors import commission_status_for_event, ledger_entries_for_event
 
     event = Event.objects.select_related("player").filter(operator=operator, id=event_id).first()
     if event is None:
@@ -29,4 +29,7 @@ def event_detail(*, operator: Operator, event_id: uuid.UUID) -> dict | None:
     attribution = attribution_for_event(event=event)
     if attribution is not None:
         detail["attribution"] = attribution
+    commission = commission_status_for_event(event=event)
+    if commission is not None:
+        detail["commission"] = commission
     return detail

@@ -75,7 +75,8 @@ def seed_demo() -> dict:
             except ModuleNotFoundError:
                 continue
             if hasattr(module, phase):
-                result.update(getattr(module, phase)(operator=operator, brands=brands, result=result))
+                seed = getattr(module, phase)
+                result.update(seed(operator=operator, brands=brands, result=result))
     return result
 
 

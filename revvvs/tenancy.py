@@ -89,3 +89,65 @@ class OperatorScopedInline:
         if field is not None and path is not None and hasattr(field, "queryset"):
             field.queryset = scope_queryset(field.queryset, request.user, path)
         return field
+
+
+class ScopedRelatedFieldListFilter(admin.RelatedFieldListFilter):
+    """A related-object list filter that offers only the manager's operator's objects
+    (Django's own filter lists every row of the related table)."""
+
+    def field_choices(self, field, request, model_admin):
+        related = field.related_model
+        queryset = related._default_manager.all()
+        path = OPERATOR_PATHS.get(related._meta.label_lower)
+        if path is not None:
+            queryset = scope_queryset(queryset, request.user, path)
+        elif user_operator_id(request.user) is not None:
+            queryset = queryset.none()  # a model with no known operator: offer nothing
+        ordering = self.field_admin_ordering(field, request, model_admin)
+        if ordering:
+            queryset = queryset.order_by(*ordering)
+        return [(obj.pk, str(obj)) for obj in queryset]
+
+
+class OperatorOwnedAdmin(OperatorScopedAdmin):
+    """For models with an `operator` field: a manager's form has no operator field, so the
+    row is bound to the manager's operator before validation, and the per-operator unique
+    constraints (e.g. a brand's name) are checked as form errors instead of failing on save."""
+
+    superuser_list_filter: tuple = ()
+
+    def get_form(self, request, obj=None, **kwargs):
+        form_class = super().get_form(request, obj, **kwargs)
+        operator_id = user_operator_id(request.user)
+        if operator_id is None:
+            return form_class
+
+        class OperatorBoundForm(form_class):
+            def _post_clean(self):
+                self.instance.operator_id = operator_id
+                super()._post_clean()
+
+            def _get_validation_exclusions(self):
+                exclude = super()._get_validation_exclusions()
+                exclude.discard("operator")
+                return exclude
+
+        OperatorBoundForm.__name__ = form_class.__name__
+        return OperatorBoundForm
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if user_operator_id(request.user) is None:
+            return fieldsets
+        # A manager's rows are their operator's: the field is not shown at all.
+        return [
+            (name, {**options, "fields": [f for f in options["fields"] if f != "operator"]})
+            for name, options in fieldsets
+        ]
+
+    def get_list_filter(self, request):
+        # Only a superuser, who sees several operators, filters by operator.
+        own = tuple(super().get_list_filter(request))
+        if request.user.is_superuser:
+            return self.superuser_list_filter + own
+        return own

@@ -13,10 +13,11 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from attribution.models import Affiliate
-from revvvs.admin import OperatorOwnedAdmin, ScopedRelatedFieldListFilter
 from revvvs.tenancy import (
+    OperatorOwnedAdmin,
     OperatorScopedAdmin,
     OperatorScopedInline,
+    ScopedRelatedFieldListFilter,
     register_operator_path,
     scope_queryset,
     user_operator_id,

@@ -18,9 +18,14 @@ from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from revvvs.admin import OperatorOwnedAdmin, ScopedRelatedFieldListFilter
 from revvvs.models import Operator
-from revvvs.tenancy import register_operator_path, scope_queryset, user_operator_id
+from revvvs.tenancy import (
+    OperatorOwnedAdmin,
+    ScopedRelatedFieldListFilter,
+    register_operator_path,
+    scope_queryset,
+    user_operator_id,
+)
 
 from ..models import Period, PeriodStatus, Statement
 from ..period_selectors import STATEMENT_AMOUNTS, admin_index_figures, statement_lines
