@@ -496,23 +496,25 @@ def players_get_or_create(
     Two queries at most in the steady state, three when some are new; the unique constraint
     on (brand, external_ref) settles concurrent creations."""
 
-    def fetch():
+    def fetch(wanted) -> dict[tuple[uuid.UUID, str], Player]:
         refs_by_brand: dict[uuid.UUID, list[str]] = {}
-        for brand_id, ref in keys:
+        for brand_id, ref in wanted:
             refs_by_brand.setdefault(brand_id, []).append(ref)
         condition = Q()
         for brand_id, refs in refs_by_brand.items():
             condition |= Q(brand_id=brand_id, external_ref__in=refs)
-        return {(p.brand_id, p.external_ref): p for p in Player.objects.filter(condition)}
+        # No ORDER BY: the default ordering would sort rows nobody reads in order.
+        players = Player.objects.filter(condition).order_by()
+        return {(p.brand_id, p.external_ref): p for p in players}
 
-    found = fetch()
+    found = fetch(keys)
     missing = sorted(keys - found.keys())
     if missing:
         Player.objects.bulk_create(
             [Player(brand_id=brand_id, external_ref=ref) for brand_id, ref in missing],
             ignore_conflicts=True,
         )
-        found = fetch()
+        found.update(fetch(missing))
     return found
 
 

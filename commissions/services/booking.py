@@ -556,7 +556,26 @@ class _Batch:
 
     # Writing ---------------------------------------------------------------------------
 
-    def _write(self) -> None:
+    def _write_once_entries(self) -> None:
+        """CPAs and clawbacks: the database's once-per-player constraints decide.
+
+        The players are locked, so a conflict means a writer that did not lock them; the
+        common case is one savepoint around two bulk inserts (CPAs first: a clawback in the
+        same batch refers to its CPA). On a conflict, each entry gets its own savepoint and
+        the constraint decides entry by entry."""
+        if not self.once_entries:
+            return
+        cpas = [x for x in self.once_entries if x.kind == LedgerKind.CPA]
+        reversals = [x for x in self.once_entries if x.kind != LedgerKind.CPA]
+        try:
+            with transaction.atomic():
+                for group in (cpas, reversals):
+                    if group:
+                        LedgerEntry.objects.bulk_create(group)
+            return
+        except IntegrityError:
+            for entry in self.once_entries:
+                entry.pk, entry._state.adding = None, True
         lost_cpa = set()
         for entry in self.once_entries:
             if entry.kind == LedgerKind.CPA_REVERSAL and entry.player_id in lost_cpa:
@@ -568,6 +587,9 @@ class _Batch:
                 # Another request booked this player's CPA (or its clawback) first: the
                 # database constraint decides, and this one books nothing.
                 lost_cpa.add(entry.player_id)
+
+    def _write(self) -> None:
+        self._write_once_entries()
         if self.entries:
             LedgerEntry.objects.bulk_create(self.entries)
         new = [s for s in self.ngr_dirty.values() if s.pk is None]
