@@ -96,9 +96,17 @@ class Click(models.Model):
     id = models.UUIDField(
         primary_key=True, default=uuid.uuid4, editable=False, verbose_name="click_id"
     )
-    link = models.ForeignKey(TrackingLink, on_delete=models.PROTECT, related_name="clicks")
-    affiliate = models.ForeignKey(Affiliate, on_delete=models.PROTECT, related_name="clicks")
-    brand = models.ForeignKey("revvvs.Brand", on_delete=models.PROTECT, related_name="+")
+    # No single-column indexes on the foreign keys: the composite indexes below lead with
+    # them, and every index is paid on each redirect's insert.
+    link = models.ForeignKey(
+        TrackingLink, on_delete=models.PROTECT, related_name="clicks", db_index=False
+    )
+    affiliate = models.ForeignKey(
+        Affiliate, on_delete=models.PROTECT, related_name="clicks", db_index=False
+    )
+    brand = models.ForeignKey(
+        "revvvs.Brand", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     created_at = models.DateTimeField()
     sub1 = models.CharField(max_length=255, blank=True)
     sub2 = models.CharField(max_length=255, blank=True)
