@@ -162,6 +162,9 @@ class EventOutcome:
     errors: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
     payload_mismatch: bool = False
+    # The payload hash of the stored event this outcome refers to (not part of the answer):
+    # a key repeated later in the same request is compared with it.
+    stored_payload_hash: str | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict:
         result = {
@@ -303,7 +306,6 @@ def events_ingest(
 
     for index, key, payload_hash in repeats:
         first = outcomes[first_use[key]]
-        original_hash = next(e.payload_hash for i, _, e in pending if i == first_use[key])
         if first.status == "error":
             outcomes[index] = first
             continue
@@ -311,7 +313,8 @@ def events_ingest(
             key,
             "duplicate",
             event_id=first.event_id,
-            payload_mismatch=payload_hash != original_hash,
+            payload_mismatch=payload_hash != first.stored_payload_hash,
+            stored_payload_hash=first.stored_payload_hash,
         )
     return outcomes
 
@@ -369,7 +372,11 @@ def _store(operator, pending) -> dict[int, EventOutcome]:
     for index, _clean, event in pending:
         if event.id in inserted:
             result[index] = EventOutcome(
-                event.idempotency_key, "accepted", event_id=event.id, warnings=event.warnings or []
+                event.idempotency_key,
+                "accepted",
+                event_id=event.id,
+                warnings=event.warnings or [],
+                stored_payload_hash=event.payload_hash,
             )
         else:
             original = originals[event.idempotency_key]
@@ -378,6 +385,7 @@ def _store(operator, pending) -> dict[int, EventOutcome]:
                 "duplicate",
                 event_id=original["id"],
                 payload_mismatch=original["payload_hash"] != event.payload_hash,
+                stored_payload_hash=original["payload_hash"],
             )
     return result
 

@@ -84,6 +84,18 @@ def test_a_key_repeated_in_one_batch_is_a_duplicate_of_its_first_use(tenant):
     assert Event.objects.filter(idempotency_key="dep_1").count() == 1
 
 
+def test_a_repeat_in_a_batch_is_compared_with_the_stored_event(tenant):
+    """When a key's first use in a batch is itself a duplicate of a stored event, a repeat is
+    a mismatch exactly when it differs from what is stored, not from the first use."""
+    stored = tenant.post(deposit(tenant.brand, amount="25.00")).json()
+    events = [deposit(tenant.brand, amount="1.00"), deposit(tenant.brand, amount="25.00")]
+    body = tenant.post({"events": events}).json()
+
+    assert [r["status"] for r in body["results"]] == ["duplicate", "duplicate"]
+    assert {r["event_id"] for r in body["results"]} == {stored["event_id"]}
+    assert [r["payload_mismatch"] for r in body["results"]] == [True, False]
+
+
 def test_a_repeat_of_an_invalid_first_use_is_judged_on_its_own(tenant):
     events = [deposit(tenant.brand, currency="eur"), deposit(tenant.brand)]
     body = tenant.post({"events": events}).json()
