@@ -268,6 +268,7 @@ def seed_events(*, operator, brands, result) -> dict:
                     author=_author(operator),
                 )
 
+    closed = _close_past_months(operator)
     counts = {
         kind: LedgerEntry.objects.filter(operator=operator, kind=kind).count()
         for kind in LedgerKind.values
@@ -275,7 +276,27 @@ def seed_events(*, operator, brands, result) -> dict:
     return {
         "commission_events": len(bodies),
         "ledger_entries": counts,
+        "closed_periods": closed,
     }
+
+
+def _close_past_months(operator) -> list[str]:
+    """Close every ended month with entries, oldest first, so that statements, tier
+    adjustments and sub-affiliate earnings have data (closing again changes nothing)."""
+    from django.db.models import Min
+
+    from .services.periods import period_close
+
+    first = LedgerEntry.objects.filter(operator=operator).aggregate(first=Min("period"))["first"]
+    if first is None:
+        return []
+    this_month = timezone.now().date().replace(day=1)
+    closed, month = [], first
+    while month < this_month:
+        period_close(operator=operator, month=month)
+        closed.append(f"{month:%Y-%m}")
+        month = (month + timedelta(days=32)).replace(day=1)
+    return closed
 
 
 def _author(operator):

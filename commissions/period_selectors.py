@@ -9,6 +9,7 @@ from django.db.models import Count, Sum
 
 from attribution.models import Affiliate, AffiliateStatus, Player
 from events.models import Event, EventType
+from revvvs.money import quantize
 from revvvs.tenancy import scope_queryset
 
 from .models import LedgerEntry, LedgerKind, PendingFx, Statement, StatementStatus
@@ -101,8 +102,9 @@ def admin_index_figures(*, user, today: date) -> IndexFigures:
     rows = ledger.values("currency", "kind").annotate(total=Sum("amount"), n=Count("id"))
     cpa_count = 0
     for row in rows.order_by("currency", "kind"):
-        commission.setdefault(row["currency"], {})[row["kind"]] = row["total"]
-        net[row["currency"]] = net.get(row["currency"], Decimal("0")) + row["total"]
+        total = quantize(row["total"])  # SQLite's SUM of decimals is not exact
+        commission.setdefault(row["currency"], {})[row["kind"]] = total
+        net[row["currency"]] = net.get(row["currency"], Decimal("0")) + total
         if row["kind"] == LedgerKind.CPA:
             cpa_count += row["n"]
     return IndexFigures(

@@ -258,10 +258,14 @@ class _Batch:
 
     def run(self) -> set[uuid.UUID]:
         """Book; returns the ids of events whose effect waits for an FX rate."""
+        # A player read as unregistered may be registering in a concurrent request that has
+        # not committed: that request cannot see this event, so this one must re-read the
+        # player under its lock (which waits for the registration) instead of skipping it.
         candidates = [
             e
             for e in self.events
-            if e.event_type in BOOKING_TYPES and e.player.affiliate_id is not None
+            if e.event_type in BOOKING_TYPES
+            and (e.player.affiliate_id is not None or e.player.registered_at is None)
         ]
         if not candidates:
             return set()
@@ -777,6 +781,26 @@ def ledger_player_reassigned(*, player: Player, from_affiliate, to_affiliate, au
     states = list(PlayerMonthNgr.objects.select_for_update(no_key=True).filter(player=player))
     pending: list[PendingFx] = []
     if to_affiliate is not None:
+        # The latest update of each month is its total. A month whose NGR never booked (the
+        # player was organic, or its plan had no RevShare) has no state yet, and a state may
+        # be behind (updates that arrived while the player was organic): bring both up to it.
+        by_month = {state.month: state for state in states}
+        for e in Event.objects.filter(
+            player_id=player.pk, event_type=EventType.NGR_UPDATE
+        ).order_by("event_time", "idempotency_key"):
+            month = month_start(utc_date(e.event_time))
+            state = by_month.get(month)
+            if state is None:
+                state = by_month[month] = PlayerMonthNgr(player=player, month=month)
+                states.append(state)
+            elif (e.event_time, e.idempotency_key) < (
+                state.latest_event_time,
+                state.latest_idempotency_key,
+            ):
+                continue
+            state.latest_event, state.latest_event_time = e, e.event_time
+            state.latest_idempotency_key = e.idempotency_key
+            state.ngr_total, state.currency = e.amount, e.currency
         book = _PlanBook([to_affiliate.pk])
         cpa = next((x for x in history if x.kind == LedgerKind.CPA), None)
         reversed_ = any(x.kind == LedgerKind.CPA_REVERSAL for x in history)
@@ -842,9 +866,21 @@ def ledger_player_reassigned(*, player: Player, from_affiliate, to_affiliate, au
     else:
         for state in states:
             state.revshare_booked, state.revshare_currency, state.ngr_total_plan = ZERO, "", None
-    if states:
+    if any(state.pk is None for state in states):
+        PlayerMonthNgr.objects.bulk_create([state for state in states if state.pk is None])
+    if any(state.pk is not None for state in states):
         PlayerMonthNgr.objects.bulk_update(
-            states, ["revshare_booked", "revshare_currency", "ngr_total_plan"]
+            [state for state in states if state.pk is not None],
+            [
+                "latest_event",
+                "latest_event_time",
+                "latest_idempotency_key",
+                "ngr_total",
+                "currency",
+                "revshare_booked",
+                "revshare_currency",
+                "ngr_total_plan",
+            ],
         )
     LedgerEntry.objects.bulk_create(entries)
     if to_affiliate is not None and not any(x.kind == LedgerKind.CPA for x in history):

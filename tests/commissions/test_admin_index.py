@@ -90,7 +90,7 @@ def test_manager_sees_only_their_operators_figures(client):
     html = response.content.decode()
     assert '<td id="attention-statements">3</td>' in html
     assert '<td id="month-registrations">2</td>' in html
-    assert "92.5000 EUR" in html
+    assert "92.50 EUR" in html  # money shown to the cent
     assert "/admin/commissions/statement/?status__exact=draft" in html
 
 

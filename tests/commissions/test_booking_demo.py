@@ -1,7 +1,15 @@
 """The commission demo data: every ledger kind the booking engine writes has rows, the JSON
 has each affiliate's plans, and a second run changes nothing."""
 
-from commissions.models import CommissionPlan, LedgerEntry, PendingFx, PlanAssignment
+from commissions.models import (
+    CommissionPlan,
+    LedgerEntry,
+    LedgerKind,
+    PendingFx,
+    Period,
+    PlanAssignment,
+    Statement,
+)
 from revvvs.demo import seed_demo
 
 
@@ -11,6 +19,8 @@ def _snapshot():
         PendingFx.objects.count(),
         PlanAssignment.objects.count(),
         CommissionPlan.objects.count(),
+        list(Statement.objects.order_by("id").values_list("id", "net_payable", "status")),
+        list(Period.objects.order_by("month").values_list("month", "status")),
     )
 
 
@@ -28,6 +38,10 @@ def test_seed_demo_books_every_kind_and_is_idempotent(db):
     referrer = next(p for a in with_plans for p in a["plans"] if p["sub_affiliate_rate"] != "0")
     assert referrer["sub_affiliate_rate"] == "0.050000"
     assert any(p["tiers"] for a in with_plans for p in a["plans"])
+    # Past months are closed, so statements and the close's own kinds have data too.
+    assert first["closed_periods"]
+    assert Statement.objects.exists()
+    assert set(LedgerKind.values) == kinds
 
     before = _snapshot()
     second = seed_demo()
