@@ -284,7 +284,7 @@ class LedgerEntryAdmin(OperatorScopedAdmin):
                 return HttpResponseRedirect(reverse("admin:commissions_ledgerentry_changelist"))
         return TemplateResponse(
             request,
-            "admin/commissions/booking_form.html",
+            "admin/form_page.html",
             {
                 **self.admin_site.each_context(request),
                 "opts": self.model._meta,
@@ -426,7 +426,7 @@ class FxRateAdmin(admin.ModelAdmin):
                 return HttpResponseRedirect(reverse("admin:commissions_fxrate_changelist"))
         return TemplateResponse(
             request,
-            "admin/commissions/booking_form.html",
+            "admin/form_page.html",
             {
                 **self.admin_site.each_context(request),
                 "opts": self.model._meta,
