@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from events.models import Event, EventType
 from revvvs.models import Brand, Operator, User
+from revvvs.tenancy import operator_access_check
 
 from .models import (
     Affiliate,
@@ -839,6 +840,7 @@ def player_reassign(
     Raises:
         ValidationError: empty reason, unregistered player, affiliate of another operator
             or not approved, or the player already belongs to that affiliate.
+        PermissionDenied: the author is a manager of another operator.
     """
     from commissions.services import ledger_player_reassigned
 
@@ -851,6 +853,7 @@ def player_reassign(
             .select_related("brand", "affiliate")
             .get(pk=player.pk)
         )
+        operator_access_check(user=author, operator_id=locked.brand.operator_id, what="this player")
         if locked.registered_at is None:
             raise ValidationError(
                 f"player {locked.external_ref} has not registered yet; reassign it after its "

@@ -1,6 +1,7 @@
 """Operator scoping for the admin: a manager sees and changes only their operator's data."""
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 
 
@@ -9,6 +10,20 @@ def user_operator_id(user) -> int | None:
     if user.is_superuser:
         return None
     return user.operator_id or -1  # a staff user without an operator sees nothing
+
+
+def operator_access_check(*, user, operator_id: int, what: str) -> None:
+    """Services that act for a user call this: a manager may act only on their own
+    operator's `what`; a superuser (or no user: the system itself) on any.
+
+    Raises:
+        PermissionDenied: the user is a manager of another operator, or of none.
+    """
+    if user is None:
+        return
+    own = user_operator_id(user)
+    if own is not None and own != operator_id:
+        raise PermissionDenied(f"{what} belongs to another operator")
 
 
 def scope_queryset(queryset: QuerySet, user, operator_path: str) -> QuerySet:

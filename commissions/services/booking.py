@@ -22,6 +22,7 @@ from django.utils import timezone
 from attribution.models import Affiliate, Player, PlayerStatus
 from events.models import Event, EventType
 from revvvs.money import quantize
+from revvvs.tenancy import operator_access_check
 
 from ..models import (
     CommissionPlan,
@@ -925,6 +926,7 @@ def ledger_adjust(
     Raises:
         ValidationError: zero or non-Decimal amount, no memo or author, a currency other
             than the affiliate's payout currency, or a player of another operator.
+        PermissionDenied: the author is a manager of another operator.
     """
     errors = {}
     if not isinstance(amount, Decimal) or not amount.is_finite():
@@ -946,6 +948,7 @@ def ledger_adjust(
         errors["player"] = "the player belongs to another operator"
     if errors:
         raise ValidationError(errors)
+    operator_access_check(user=author, operator_id=affiliate.operator_id, what="this affiliate")
     today = timezone.now().date()
     with transaction.atomic():
         return LedgerEntry.objects.create(

@@ -17,7 +17,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from itertools import islice
 
-from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
@@ -25,7 +24,7 @@ from django.utils import timezone
 from attribution.models import Affiliate
 from revvvs.models import Operator
 from revvvs.money import quantize
-from revvvs.tenancy import user_operator_id
+from revvvs.tenancy import operator_access_check
 
 from ..models import (
     CommissionPlan,
@@ -239,14 +238,6 @@ def _chunks(iterable: Iterable, size: int) -> Iterator[list]:
     iterator = iter(iterable)
     while chunk := list(islice(iterator, size)):
         yield chunk
-
-
-def _check_user(user, operator: Operator) -> None:
-    if user is None:
-        return
-    operator_id = user_operator_id(user)
-    if operator_id is not None and operator_id != operator.pk:
-        raise PermissionDenied("you can only close your own operator's periods")
 
 
 def _lock_operator(operator: Operator) -> None:
@@ -599,7 +590,7 @@ def period_close(
             an affiliate's entries are in several currencies.
         PermissionDenied: a manager closing another operator's month.
     """
-    _check_user(user, operator)
+    operator_access_check(user=user, operator_id=operator.pk, what="this period")
     month = month_start(month)
     ends_at = month_end_utc(month)
     if (now or timezone.now()) < ends_at:
@@ -649,9 +640,7 @@ def period_close(
 
 def _locked_statement(statement: Statement, user) -> Statement:
     locked = Statement.objects.select_for_update().get(pk=statement.pk)
-    operator_id = user_operator_id(user) if user is not None else None
-    if operator_id is not None and operator_id != locked.operator_id:
-        raise PermissionDenied("this statement belongs to another operator")
+    operator_access_check(user=user, operator_id=locked.operator_id, what="this statement")
     return locked
 
 

@@ -1,7 +1,7 @@
 """Reassignment of a player by a manager: the service, its audit, the ledger hook."""
 
 import pytest
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 
 from attribution.models import AffiliateStatus, AttributionMethod, Player, Reassignment
 from attribution.services import player_reassign
@@ -118,6 +118,23 @@ def test_affiliate_of_another_operator_is_refused(registered, manager, other_ten
             author=manager,
         )
     assert Player.objects.get(pk=registered.pk).attribution_method == AttributionMethod.CLICK_ID
+    assert ledger_calls == []
+
+
+def test_a_manager_of_another_operator_cannot_reassign(
+    tenant, registered, other_tenant, ledger_calls
+):
+    """The service itself refuses, not only the admin's scoped choices."""
+    stranger = ManagerFactory(operator=other_tenant.operator)
+    with pytest.raises(PermissionDenied):
+        player_reassign(
+            player=registered,
+            to_affiliate=AffiliateFactory(operator=tenant.operator),
+            reason="x",
+            author=stranger,
+        )
+    assert Player.objects.get(pk=registered.pk).attribution_method == AttributionMethod.CLICK_ID
+    assert not Reassignment.objects.exists()
     assert ledger_calls == []
 
 

@@ -262,6 +262,22 @@ def test_manual_adjustment_refuses_what_it_cannot_book(tenant, kwargs, field):
     assert LedgerEntry.objects.count() == 0
 
 
+def test_manual_adjustment_by_a_manager_of_another_operator_is_refused(tenant, other_tenant):
+    from django.core.exceptions import PermissionDenied
+
+    affiliate = AffiliateFactory(operator=tenant.operator, payout_currency="EUR")
+    stranger = ManagerFactory(operator=other_tenant.operator)
+    with pytest.raises(PermissionDenied):
+        ledger_adjust(
+            affiliate=affiliate,
+            amount=Decimal("10"),
+            currency="EUR",
+            memo="not mine to give",
+            author=stranger,
+        )
+    assert not LedgerEntry.objects.exists()
+
+
 def test_manual_adjustment_refuses_a_player_of_another_operator(tenant, other_tenant):
     affiliate = AffiliateFactory(operator=tenant.operator)
     foreign = PlayerFactory(brand=other_tenant.brand)
