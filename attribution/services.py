@@ -4,6 +4,7 @@ The rules and the decisions behind them are in docs/attribution.md."""
 
 import functools
 import ipaddress
+import json
 import re
 import secrets
 import uuid
@@ -494,8 +495,11 @@ def players_get_or_create(
 ) -> dict[tuple[uuid.UUID, str], Player]:
     """The players named by (brand_id, external_ref), creating the unknown ones.
 
-    Two queries at most in the steady state, three when some are new; the unique constraint
-    on (brand, external_ref) settles concurrent creations."""
+    On PostgreSQL one statement in the steady state (a second one reads the players another
+    request created concurrently); elsewhere two queries, three when some are new. The unique
+    constraint on (brand, external_ref) settles concurrent creations."""
+    if connection.vendor == "postgresql":
+        return _players_get_or_create_postgresql(keys)
 
     def fetch(wanted) -> dict[tuple[uuid.UUID, str], Player]:
         refs_by_brand: dict[uuid.UUID, list[str]] = {}
@@ -517,6 +521,84 @@ def players_get_or_create(
         )
         found.update(fetch(missing))
     return found
+
+
+@functools.cache
+def _players_sql() -> tuple[str, str]:
+    """The get-or-create statement of `_players_get_or_create_postgresql` and the select of
+    its fallback, built once from the model."""
+    qn = connection.ops.quote_name
+    meta = Player._meta
+    table = qn(meta.db_table)
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(qn(f.column) for f in fields)
+    record = ", ".join(f"{qn(f.column)} {f.db_type(connection)}" for f in fields)
+    selected = ", ".join(qn(f.column) for f in meta.concrete_fields)
+    selected_p = ", ".join(f"p.{qn(f.column)}" for f in meta.concrete_fields)
+    brand, ref = qn(meta.get_field("brand").column), qn(meta.get_field("external_ref").column)
+    match = f"p.{brand} = w.{brand} AND p.{ref} = w.{ref}"
+    wanted = (
+        f"SELECT * FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) AS ({record})) "
+        f"WITH ORDINALITY AS w({columns}, n)"
+    )
+    # The missing players are inserted in the order of the rows (sorted by the caller), so
+    # concurrent requests creating the same players queue up instead of deadlocking. Rows
+    # the INSERT adds are not visible to the same statement's SELECT: RETURNING brings them.
+    get_or_create = (
+        f"WITH w AS ({wanted}), created AS ("
+        f"INSERT INTO {table} ({columns}) SELECT {columns} FROM w "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {table} p WHERE {match}) ORDER BY n "
+        f"ON CONFLICT DO NOTHING RETURNING {selected}) "
+        f"SELECT {selected} FROM created "
+        f"UNION ALL SELECT {selected_p} FROM {table} p JOIN w ON {match}"
+    )
+    select = f"SELECT {selected_p} FROM {table} p JOIN ({wanted}) w ON {match}"
+    return get_or_create, select
+
+
+def _players_get_or_create_postgresql(keys) -> dict[tuple[uuid.UUID, str], Player]:
+    get_or_create, select = _players_sql()
+    attnames = [f.attname for f in Player._meta.concrete_fields]
+    # A new player's columns are those of Player(brand_id=…, external_ref=…) as saved.
+    template = Player(brand_id=None, external_ref="")
+    defaults = {
+        f.column: f.pre_save(template, True)
+        for f in Player._meta.concrete_fields
+        if not f.primary_key
+    }
+    rows = json.dumps(
+        [
+            dict(defaults, brand_id=str(brand_id), external_ref=ref)
+            for brand_id, ref in sorted(keys)
+        ],
+        default=_json_default,
+    )
+    found = {}
+    with connection.cursor() as cursor:
+        cursor.execute(get_or_create, [rows])
+        for row in cursor.fetchall():
+            player = Player.from_db(connection.alias, attnames, row)
+            found[(player.brand_id, player.external_ref)] = player
+        if len(found) < len(keys):
+            # Created by a concurrent request after this statement's snapshot was taken.
+            missing = [
+                {"brand_id": str(brand_id), "external_ref": ref}
+                for brand_id, ref in sorted(keys - found.keys())
+            ]
+            cursor.execute(select, [json.dumps(missing)])
+            for row in cursor.fetchall():
+                player = Player.from_db(connection.alias, attnames, row)
+                found[(player.brand_id, player.external_ref)] = player
+    return found
+
+
+def _json_default(value):
+    # Datetimes (aware, UTC) travel with their offset.
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 @dataclass(frozen=True)
@@ -647,12 +729,19 @@ def _attribute_by_promo_code(decisions: list[_Decision]) -> None:
     if not decisions:
         return
     codes = {str(d.event.payload["promo_code"]).lower() for d in decisions}
-    rows = {
-        (row["operator_id"], row["code_lower"]): row
-        for row in PromoCode.objects.annotate(code_lower=Lower("code"))
-        .filter(operator_id__in={d.event.operator_id for d in decisions}, code_lower__in=codes)
-        .values("id", "operator_id", "code_lower", "affiliate_id", "affiliate__status")
-    }
+    operator_ids = {d.event.operator_id for d in decisions}
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_promo_codes_sql(), [list(operator_ids), list(codes)])
+            names = ("id", "operator_id", "code_lower", "affiliate_id", "affiliate__status")
+            found = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    else:
+        found = (
+            PromoCode.objects.annotate(code_lower=Lower("code"))
+            .filter(operator_id__in=operator_ids, code_lower__in=codes)
+            .values("id", "operator_id", "code_lower", "affiliate_id", "affiliate__status")
+        )
+    rows = {(row["operator_id"], row["code_lower"]): row for row in found}
     for decision in decisions:
         key = (decision.event.operator_id, str(decision.event.payload["promo_code"]).lower())
         row = rows.get(key)
@@ -664,6 +753,23 @@ def _attribute_by_promo_code(decisions: list[_Decision]) -> None:
             decision.method = AttributionMethod.PROMO_CODE
             decision.promo_code_id = row["id"]
             decision.affiliate_id = row["affiliate_id"]
+
+
+@functools.cache
+def _promo_codes_sql() -> str:
+    # What the ORM query of the SQLite branch sends, without compiling it on every batch.
+    qn = connection.ops.quote_name
+    promo, affiliate = PromoCode._meta, Affiliate._meta
+    code = f"LOWER(c.{qn(promo.get_field('code').column)})"
+    operator = f"c.{qn(promo.get_field('operator').column)}"
+    affiliate_id = f"c.{qn(promo.get_field('affiliate').column)}"
+    return (
+        f"SELECT c.{qn(promo.pk.column)}, {operator}, {code}, {affiliate_id}, "
+        f"a.{qn(affiliate.get_field('status').column)} "
+        f"FROM {qn(promo.db_table)} c JOIN {qn(affiliate.db_table)} a "
+        f"ON a.{qn(affiliate.pk.column)} = {affiliate_id} "
+        f"WHERE {operator} = ANY(%s) AND {code} = ANY(%s)"
+    )
 
 
 def _attribute_by_last_click(decisions: list[_Decision]) -> None:
@@ -777,26 +883,37 @@ def _players_register(decisions: list[_Decision]) -> set[int]:
                 registered.add(player_id)
         return registered
     table = Player._meta.db_table
-    values = ", ".join(
-        [
-            "(%s::bigint, %s::timestamptz, %s::uuid, %s::varchar, %s::bigint, %s::uuid, "
-            "%s::bigint, %s::varchar, %s::timestamptz)"
-        ]
-        * len(rows)
-    )
+    # The rows travel as one JSON parameter: Django's client-side binding would quote each
+    # of their values in Python.
     sql = f"""
         UPDATE {table} AS p SET
             registered_at = v.registered_at, registration_event_id = v.event_id,
             country = v.country, affiliate_id = v.affiliate_id, click_id = v.click_id,
             promo_code_id = v.promo_code_id, attribution_method = v.method,
             attributed_at = v.attributed_at
-        FROM (VALUES {values}) AS v(player_id, registered_at, event_id, country, affiliate_id,
-                                   click_id, promo_code_id, method, attributed_at)
+        FROM jsonb_to_recordset(%s::jsonb) AS v(
+            player_id bigint, registered_at timestamptz, event_id uuid, country varchar,
+            affiliate_id bigint, click_id uuid, promo_code_id bigint, method varchar,
+            attributed_at timestamptz)
         WHERE p.id = v.player_id AND p.registered_at IS NULL
         RETURNING p.id
     """
+    names = (
+        "player_id",
+        "registered_at",
+        "event_id",
+        "country",
+        "affiliate_id",
+        "click_id",
+        "promo_code_id",
+        "method",
+        "attributed_at",
+    )
+    payload = json.dumps(
+        [dict(zip(names, row, strict=True)) for row in rows], default=_json_default
+    )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [value for row in rows for value in row])
+        cursor.execute(sql, [payload])
         return {row[0] for row in cursor.fetchall()}
 
 
