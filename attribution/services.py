@@ -4,7 +4,6 @@ The rules and the decisions behind them are in docs/attribution.md."""
 
 import functools
 import ipaddress
-import json
 import re
 import secrets
 import uuid
@@ -22,6 +21,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from events.models import Event, EventType
+from revvvs import sql
 from revvvs.models import Brand, Operator, User
 from revvvs.tenancy import operator_access_check
 
@@ -468,16 +468,16 @@ def click_record(
         values["ip_hash"],
         created_at_field.get_db_prep_value(now - UNIQUE_WINDOW, connection, prepared=False),
     ]
-    sql = _click_insert_sql(connection.vendor)
+    statement = _click_insert_sql(connection.vendor)
     if connection.vendor == "postgresql" and not connection.in_atomic_block:
         # A click is not money: it need not wait for the WAL flush (~4 ms here, the largest
         # part of the redirect). A database crash may lose the last fraction of a second of
         # clicks, never corrupt anything; the Event API keeps synchronous commits. One
         # statement string runs as one implicit transaction, so SET LOCAL covers the insert
         # only, in the same round trip (docs/attribution.md, "Click durability").
-        sql = "SET LOCAL synchronous_commit TO OFF; " + sql
+        statement = "SET LOCAL synchronous_commit TO OFF; " + statement
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(statement, params)
     return click_id
 
 
@@ -527,20 +527,16 @@ def players_get_or_create(
 def _players_sql() -> tuple[str, str]:
     """The get-or-create statement of `_players_get_or_create_postgresql` and the select of
     its fallback, built once from the model."""
-    qn = connection.ops.quote_name
+    qn = sql.qn
     meta = Player._meta
     table = qn(meta.db_table)
     fields = [f for f in meta.concrete_fields if not f.primary_key]
     columns = ", ".join(qn(f.column) for f in fields)
-    record = ", ".join(f"{qn(f.column)} {f.db_type(connection)}" for f in fields)
     selected = ", ".join(qn(f.column) for f in meta.concrete_fields)
-    selected_p = ", ".join(f"p.{qn(f.column)}" for f in meta.concrete_fields)
+    selected_p = sql.select_list(Player, "p")
     brand, ref = qn(meta.get_field("brand").column), qn(meta.get_field("external_ref").column)
     match = f"p.{brand} = w.{brand} AND p.{ref} = w.{ref}"
-    wanted = (
-        f"SELECT * FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) AS ({record})) "
-        f"WITH ORDINALITY AS w({columns}, n)"
-    )
+    wanted = f"SELECT * FROM {sql.recordset(fields, 'w')}"
     # The missing players are inserted in the order of the rows (sorted by the caller), so
     # concurrent requests creating the same players queue up instead of deadlocking. Rows
     # the INSERT adds are not visible to the same statement's SELECT: RETURNING brings them.
@@ -566,12 +562,8 @@ def _players_get_or_create_postgresql(keys) -> dict[tuple[uuid.UUID, str], Playe
         for f in Player._meta.concrete_fields
         if not f.primary_key
     }
-    rows = json.dumps(
-        [
-            dict(defaults, brand_id=str(brand_id), external_ref=ref)
-            for brand_id, ref in sorted(keys)
-        ],
-        default=_json_default,
+    rows = sql.json_param(
+        [dict(defaults, brand_id=brand_id, external_ref=ref) for brand_id, ref in sorted(keys)]
     )
     found = {}
     with connection.cursor() as cursor:
@@ -585,20 +577,11 @@ def _players_get_or_create_postgresql(keys) -> dict[tuple[uuid.UUID, str], Playe
                 {"brand_id": str(brand_id), "external_ref": ref}
                 for brand_id, ref in sorted(keys - found.keys())
             ]
-            cursor.execute(select, [json.dumps(missing)])
+            cursor.execute(select, [sql.json_param(missing)])
             for row in cursor.fetchall():
                 player = Player.from_db(connection.alias, attnames, row)
                 found[(player.brand_id, player.external_ref)] = player
     return found
-
-
-def _json_default(value):
-    # Datetimes (aware, UTC) travel with their offset.
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 @dataclass(frozen=True)
@@ -796,7 +779,7 @@ def _last_clicks_postgresql(decisions: list[_Decision]) -> dict[int, tuple[uuid.
     for index, decision in enumerate(decisions):
         event = decision.event
         params += [index, event.brand_id, str(event.payload["ip_hash"]), event.event_time]
-    sql = f"""
+    statement = f"""
         SELECT v.idx, c.id, c.affiliate_id
         FROM (VALUES {values}) AS v(idx, brand_id, ip_hash, event_time)
         JOIN {brand} b ON b.id = v.brand_id
@@ -812,7 +795,7 @@ def _last_clicks_postgresql(decisions: list[_Decision]) -> dict[int, tuple[uuid.
         ) c
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, AffiliateStatus.APPROVED.value])
+        cursor.execute(statement, [*params, AffiliateStatus.APPROVED.value])
         return {idx: (click_id, affiliate_id) for idx, click_id, affiliate_id in cursor}
 
 
@@ -885,7 +868,7 @@ def _players_register(decisions: list[_Decision]) -> set[int]:
     table = Player._meta.db_table
     # The rows travel as one JSON parameter: Django's client-side binding would quote each
     # of their values in Python.
-    sql = f"""
+    statement = f"""
         UPDATE {table} AS p SET
             registered_at = v.registered_at, registration_event_id = v.event_id,
             country = v.country, affiliate_id = v.affiliate_id, click_id = v.click_id,
@@ -909,11 +892,9 @@ def _players_register(decisions: list[_Decision]) -> set[int]:
         "method",
         "attributed_at",
     )
-    payload = json.dumps(
-        [dict(zip(names, row, strict=True)) for row in rows], default=_json_default
-    )
+    payload = sql.json_param([dict(zip(names, row, strict=True)) for row in rows])
     with connection.cursor() as cursor:
-        cursor.execute(sql, [payload])
+        cursor.execute(statement, [payload])
         return {row[0] for row in cursor.fetchall()}
 
 
@@ -933,7 +914,7 @@ def _players_status_update(events: list[Event]) -> set[int]:
         return changed
     table = Player._meta.db_table
     values = ", ".join(["(%s::bigint, %s::varchar, %s::timestamptz)"] * len(rows))
-    sql = f"""
+    statement = f"""
         UPDATE {table} AS p SET status = v.status, status_event_time = v.event_time
         FROM (VALUES {values}) AS v(player_id, status, event_time)
         WHERE p.id = v.player_id
@@ -941,7 +922,7 @@ def _players_status_update(events: list[Event]) -> set[int]:
         RETURNING p.id
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, [value for row in rows for value in row])
+        cursor.execute(statement, [value for row in rows for value in row])
         return {row[0] for row in cursor.fetchall()}
 
 

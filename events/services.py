@@ -15,6 +15,7 @@ from decimal import Decimal
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
+from revvvs import sql
 from revvvs.hashing import ip_hmac, secret_hmac
 from revvvs.models import Brand, Operator
 
@@ -86,56 +87,35 @@ def api_key_authenticate(*, key: str) -> ApiKey | None:
 
 
 @functools.cache
-def _api_key_fetch_plan() -> tuple[str, list, list]:
-    """The query of `_api_key_fetch` and how to read its row, built once from the models."""
-    qn = connection.ops.quote_name
+def _api_key_fetch_sql() -> str:
+    """The query of `_api_key_fetch`, built once from the models."""
+    qn = sql.qn
     key_meta, operator_meta, brand_meta = ApiKey._meta, Operator._meta, Brand._meta
 
     def column(meta, name):
         return qn(meta.get_field(name).column)
 
-    parts = [(ApiKey, "k", list(key_meta.concrete_fields))]
-    parts.append((Operator, "o", list(operator_meta.concrete_fields)))
-    columns = [f"{alias}.{qn(f.column)}" for _, alias, fields in parts for f in fields]
-    columns.append(
+    brand_ids = (
         f"ARRAY(SELECT b.{qn(brand_meta.pk.column)} FROM {qn(brand_meta.db_table)} b "
         f"WHERE b.{column(brand_meta, 'operator')} = k.{column(key_meta, 'operator')})"
     )
-    sql = (
-        f"SELECT {', '.join(columns)} FROM {qn(key_meta.db_table)} k "
-        f"JOIN {qn(operator_meta.db_table)} o "
+    return (
+        f"SELECT {sql.select_list(ApiKey, 'k')}, {sql.select_list(Operator, 'o')}, {brand_ids} "
+        f"FROM {qn(key_meta.db_table)} k JOIN {qn(operator_meta.db_table)} o "
         f"ON o.{qn(operator_meta.pk.column)} = k.{column(key_meta, 'operator')} "
-        f"WHERE k.{column(key_meta, 'key_hash')} = %s AND k.{column(key_meta, 'revoked_at')} "
-        "IS NULL"
+        f"WHERE k.{column(key_meta, 'key_hash')} = %s "
+        f"AND k.{column(key_meta, 'revoked_at')} IS NULL"
     )
-    readers = [
-        (
-            model,
-            [f.attname for f in fields],
-            [(index, f, f.get_db_converters(connection)) for index, f in enumerate(fields)],
-        )
-        for model, _, fields in parts
-    ]
-    return sql, readers
 
 
 def _api_key_fetch(key_hash: str) -> ApiKey | None:
-    sql, readers = _api_key_fetch_plan()
     with connection.cursor() as cursor:
-        cursor.execute(sql, [key_hash])
+        cursor.execute(_api_key_fetch_sql(), [key_hash])
         row = cursor.fetchone()
     if row is None:
         return None
-    instances, offset = [], 0
-    for model, attnames, fields in readers:
-        values = list(row[offset : offset + len(attnames)])
-        for index, f, converters in fields:
-            for converter in converters:
-                values[index] = converter(values[index], f, connection)
-        instances.append(model.from_db(connection.alias, attnames, values))
-        offset += len(attnames)
-    api_key, operator = instances
-    api_key.operator = operator
+    api_key = sql.instance(ApiKey, row)
+    api_key.operator = sql.instance(Operator, row, len(sql.reader(ApiKey)[0]))
     api_key.operator_brand_ids = row[-1]
     return api_key
 
@@ -416,14 +396,11 @@ def _events_insert_sql() -> str | None:
     fields = [Event._meta.get_field(name) for name in _INSERT_FIELDS]
     if {f.column for f in Event._meta.concrete_fields} != {f.column for f in fields}:
         return None
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    record = ", ".join(
-        f"{connection.ops.quote_name(f.column)} {f.db_type(connection)}" for f in fields
-    )
+    columns = ", ".join(sql.qn(f.column) for f in fields)
     return (
-        f"INSERT INTO {connection.ops.quote_name(Event._meta.db_table)} ({columns}) "
-        f"SELECT {columns} FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) AS ({record})) "
-        f"WITH ORDINALITY AS r({columns}, n) ORDER BY n ON CONFLICT DO NOTHING RETURNING id"
+        f"INSERT INTO {sql.qn(Event._meta.db_table)} ({columns}) "
+        f"SELECT {columns} FROM {sql.recordset(fields, 'r')} ORDER BY n "
+        "ON CONFLICT DO NOTHING RETURNING id"
     )
 
 
@@ -434,15 +411,15 @@ def _events_insert(events: list[Event]) -> set[uuid.UUID]:
     On PostgreSQL the batch travels as one JSON parameter: one statement, no per-value
     quoting in Python (the client-side binding of Django's psycopg cursors makes that the
     costliest part of a 100-row bulk_create), and RETURNING says which rows went in."""
-    sql = _events_insert_sql() if connection.vendor == "postgresql" else None
-    if sql is None:
+    statement = _events_insert_sql() if sql.is_postgresql() else None
+    if statement is None:
         Event.objects.bulk_create(events, ignore_conflicts=True)
         return set(
             Event.objects.filter(id__in=[e.id for e in events])
             .order_by()
             .values_list("id", flat=True)
         )
-    rows = json.dumps(
+    rows = sql.json_param(
         [
             {
                 "id": str(e.id),
@@ -461,11 +438,10 @@ def _events_insert(events: list[Event]) -> set[uuid.UUID]:
                 "warnings": e.warnings,
             }
             for e in events
-        ],
-        separators=(",", ":"),
+        ]
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [rows])
+        cursor.execute(statement, [rows])
         inserted = {row[0] for row in cursor.fetchall()}
     for event in events:
         if event.id in inserted:

@@ -9,7 +9,6 @@ each, and writes the entries in bulk (a CPA, once per player ever, in its own sa
 """
 
 import functools
-import json
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from django.utils import timezone
 
 from attribution.models import Affiliate, Player, PlayerStatus
 from events.models import Event, EventType
+from revvvs import sql
 from revvvs.money import quantize
 from revvvs.tenancy import operator_access_check
 
@@ -35,127 +35,6 @@ from ..models import (
     PlayerMonthNgr,
 )
 from .fx import FxTable, fx_table_load
-
-# --- Plain SQL on PostgreSQL ---------------------------------------------------------------
-# The batch's reads and writes run for every request of the Event API, and building an ORM
-# query costs 0.3–0.7 ms of CPU here, ten times its execution; bulk_create and bulk_update
-# also quote every value in Python (client-side binding). On PostgreSQL the statements below
-# are built once from the models' metadata and rows travel as one JSON parameter, as in
-# events.services._events_insert. SQLite (the demo database) keeps the ORM.
-
-
-def _postgresql() -> bool:
-    return connection.vendor == "postgresql"
-
-
-def _qn(name: str) -> str:
-    return connection.ops.quote_name(name)
-
-
-@functools.cache
-def _reader(model) -> tuple[list[str], list[str], list]:
-    """The columns of `model`, their attnames, and the db converters to apply (from_db)."""
-    fields = model._meta.concrete_fields
-    converters = []
-    for index, f in enumerate(fields):
-        field_converters = f.get_db_converters(connection)
-        if field_converters:
-            converters.append((index, f, field_converters))
-    return [f.column for f in fields], [f.attname for f in fields], converters
-
-
-def _select_list(model, alias: str) -> str:
-    return ", ".join(f"{alias}.{_qn(column)}" for column in _reader(model)[0])
-
-
-def _instance(model, row, offset: int = 0):
-    """The `model` instance whose columns (`_select_list`) start at `row[offset]`, or None
-    when its primary key is NULL (a LEFT JOIN that found nothing)."""
-    _, attnames, converters = _reader(model)
-    values = list(row[offset : offset + len(attnames)])
-    if values[attnames.index(model._meta.pk.attname)] is None:
-        return None
-    for index, f, field_converters in converters:
-        for converter in field_converters:
-            values[index] = converter(values[index], f, connection)
-    return model.from_db(connection.alias, attnames, values)
-
-
-def _json_default(value):
-    # Decimals travel as their exact text (never a float), datetimes with their UTC offset.
-    if isinstance(value, Decimal | uuid.UUID):
-        return str(value)
-    if isinstance(value, date):  # datetime too
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _rows_json(rows: list[dict]) -> str:
-    return json.dumps(rows, separators=(",", ":"), default=_json_default)
-
-
-def _record(fields) -> str:
-    return ", ".join(f"{_qn(f.column)} {f.db_type(connection)}" for f in fields)
-
-
-@functools.cache
-def _insert_sql(model) -> tuple[str, list]:
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    columns = ", ".join(_qn(f.column) for f in fields)
-    sql = (
-        f"INSERT INTO {_qn(model._meta.db_table)} ({columns}) "
-        f"SELECT {columns} FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) AS ({_record(fields)})) "
-        f"WITH ORDINALITY AS r({columns}, n) ORDER BY n "
-        f"RETURNING {_qn(model._meta.pk.column)}"
-    )
-    return sql, fields
-
-
-def _bulk_insert(objs: list) -> None:
-    """bulk_create of `objs` (one model, auto primary key): one statement, the rows in their
-    order, each object given its primary key."""
-    model = type(objs[0])
-    if not _postgresql():
-        model.objects.bulk_create(objs)
-        return
-    sql, fields = _insert_sql(model)
-    rows = []
-    for obj in objs:
-        # As bulk_create: a foreign key to an object saved just before (a clawback's CPA).
-        obj._prepare_related_fields_for_save(operation_name="bulk_create")
-        rows.append({f.column: f.pre_save(obj, True) for f in fields})
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [_rows_json(rows)])
-        ids = [row[0] for row in cursor.fetchall()]
-    for obj, pk in zip(objs, ids, strict=True):
-        obj.pk = pk
-        obj._state.adding, obj._state.db = False, connection.alias
-
-
-@functools.cache
-def _update_sql(model, names: tuple[str, ...]) -> tuple[str, list]:
-    pk = model._meta.pk
-    fields = [model._meta.get_field(name) for name in names]
-    assignments = ", ".join(f"{_qn(f.column)} = r.{_qn(f.column)}" for f in fields)
-    sql = (
-        f"UPDATE {_qn(model._meta.db_table)} AS t SET {assignments} "
-        f"FROM jsonb_to_recordset(%s::jsonb) AS r({_record([pk, *fields])}) "
-        f"WHERE t.{_qn(pk.column)} = r.{_qn(pk.column)}"
-    )
-    return sql, [pk, *fields]
-
-
-def _bulk_update(objs: list, names: tuple[str, ...]) -> None:
-    """bulk_update of `names` of `objs` (one model) in one statement."""
-    model = type(objs[0])
-    if not _postgresql():
-        model.objects.bulk_update(objs, list(names))
-        return
-    sql, fields = _update_sql(model, names)
-    rows = [{f.column: getattr(obj, f.attname) for f in fields} for obj in objs]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [_rows_json(rows)])
-
 
 DEPOSIT_TYPES = frozenset({EventType.FIRST_DEPOSIT, EventType.DEPOSIT})
 MONEY_TYPES = DEPOSIT_TYPES | {EventType.CHARGEBACK}
@@ -224,15 +103,15 @@ class _PlanBook:
         self.by_affiliate: dict[int, list[PlanAssignment]] = defaultdict(list)
         if not affiliate_ids:
             return
-        if _postgresql():
+        if sql.is_postgresql():
             with connection.cursor() as cursor:
                 cursor.execute(_plan_book_sql(), [sorted(set(affiliate_ids))])
                 rows = cursor.fetchall()
-            width = len(_reader(PlanAssignment)[0])
+            width = len(sql.reader(PlanAssignment)[0])
             assignments = []
             for row in rows:
-                assignment = _instance(PlanAssignment, row)
-                assignment.plan = _instance(CommissionPlan, row, width)
+                assignment = sql.instance(PlanAssignment, row)
+                assignment.plan = sql.instance(CommissionPlan, row, width)
                 assignments.append(assignment)
         else:
             assignments = PlanAssignment.objects.filter(
@@ -260,12 +139,12 @@ def _plan_book_sql() -> str:
     # The model's default ordering (affiliate, -valid_from), which plan_for reads in.
     a, p = PlanAssignment._meta, CommissionPlan._meta
     return (
-        f"SELECT {_select_list(PlanAssignment, 'a')}, {_select_list(CommissionPlan, 'p')} "
-        f"FROM {_qn(a.db_table)} a JOIN {_qn(p.db_table)} p "
-        f"ON p.{_qn(p.pk.column)} = a.{_qn(a.get_field('plan').column)} "
-        f"WHERE a.{_qn(a.get_field('affiliate').column)} = ANY(%s) "
-        f"ORDER BY a.{_qn(a.get_field('affiliate').column)}, "
-        f"a.{_qn(a.get_field('valid_from').column)} DESC"
+        f"SELECT {sql.select_list(PlanAssignment, 'a')}, {sql.select_list(CommissionPlan, 'p')} "
+        f"FROM {sql.qn(a.db_table)} a JOIN {sql.qn(p.db_table)} p "
+        f"ON p.{sql.qn(p.pk.column)} = a.{sql.qn(a.get_field('plan').column)} "
+        f"WHERE a.{sql.qn(a.get_field('affiliate').column)} = ANY(%s) "
+        f"ORDER BY a.{sql.qn(a.get_field('affiliate').column)}, "
+        f"a.{sql.qn(a.get_field('valid_from').column)} DESC"
     )
 
 
@@ -315,10 +194,10 @@ _FACTS = ("id", "affiliate_id", "brand_id", "status", "country", "registered_at"
 @functools.cache
 def _lock_players_sql() -> str:
     meta = Player._meta
-    columns = ", ".join(_qn(meta.get_field(name.removesuffix("_id")).column) for name in _FACTS)
-    pk = _qn(meta.pk.column)
+    columns = ", ".join(sql.qn(meta.get_field(name.removesuffix("_id")).column) for name in _FACTS)
+    pk = sql.qn(meta.pk.column)
     return (
-        f"SELECT {columns} FROM {_qn(meta.db_table)} WHERE {pk} = ANY(%s) "
+        f"SELECT {columns} FROM {sql.qn(meta.db_table)} WHERE {pk} = ANY(%s) "
         f"ORDER BY {pk} FOR NO KEY UPDATE"
     )
 
@@ -400,19 +279,20 @@ def _cpa_state_sql() -> str:
     ledger, plan, event = LedgerEntry._meta, CommissionPlan._meta, Event._meta
 
     def column(name):
-        return f"l.{_qn(ledger.get_field(name).column)}"
+        return f"l.{sql.qn(ledger.get_field(name).column)}"
 
     return (
-        f"SELECT {_select_list(LedgerEntry, 'l')}, {_select_list(CommissionPlan, 'p')}, "
-        f"e.{_qn(event.get_field('event_time').column)} "
-        f"FROM {_qn(ledger.db_table)} l "
-        f"LEFT JOIN {_qn(plan.db_table)} p ON p.{_qn(plan.pk.column)} = {column('plan')} "
-        f"LEFT JOIN {_qn(event.db_table)} e ON e.{_qn(event.pk.column)} = {column('source_event')} "
+        f"SELECT {sql.select_list(LedgerEntry, 'l')}, {sql.select_list(CommissionPlan, 'p')}, "
+        f"e.{sql.qn(event.get_field('event_time').column)} "
+        f"FROM {sql.qn(ledger.db_table)} l "
+        f"LEFT JOIN {sql.qn(plan.db_table)} p ON p.{sql.qn(plan.pk.column)} = {column('plan')} "
+        f"LEFT JOIN {sql.qn(event.db_table)} e "
+        f"ON e.{sql.qn(event.pk.column)} = {column('source_event')} "
         f"WHERE {column('player')} = ANY(%s) AND ({column('kind')} IN "
         f"('{LedgerKind.CPA.value}', '{LedgerKind.CPA_REVERSAL.value}') OR "
         f"({column('kind')} = '{LedgerKind.REATTRIBUTION.value}' AND "
         f"{column('reattributed_kind')} = '{LedgerKind.CPA.value}')) "
-        f"ORDER BY l.{_qn(ledger.pk.column)}"
+        f"ORDER BY l.{sql.qn(ledger.pk.column)}"
     )
 
 
@@ -420,7 +300,7 @@ def _cpa_state_sql() -> str:
 def _money_sql() -> str:
     meta = Event._meta
     columns = ", ".join(
-        _qn(meta.get_field(name).column)
+        sql.qn(meta.get_field(name).column)
         for name in (
             "id",
             "player",
@@ -431,13 +311,13 @@ def _money_sql() -> str:
             "idempotency_key",
         )
     )
-    payload = _qn(meta.get_field("payload").column)
+    payload = sql.qn(meta.get_field("payload").column)
     return (
         f"SELECT {columns}, {payload} ->> 'deposit_idempotency_key' "
-        f"FROM {_qn(meta.db_table)} WHERE {_qn(meta.get_field('player').column)} = ANY(%s) "
-        f"AND {_qn(meta.get_field('event_type').column)} = ANY(%s) "
-        f"ORDER BY {_qn(meta.get_field('event_time').column)}, "
-        f"{_qn(meta.get_field('idempotency_key').column)}"
+        f"FROM {sql.qn(meta.db_table)} WHERE {sql.qn(meta.get_field('player').column)} = ANY(%s) "
+        f"AND {sql.qn(meta.get_field('event_type').column)} = ANY(%s) "
+        f"ORDER BY {sql.qn(meta.get_field('event_time').column)}, "
+        f"{sql.qn(meta.get_field('idempotency_key').column)}"
     )
 
 
@@ -445,9 +325,9 @@ def _money_sql() -> str:
 def _ngr_lock_sql() -> str:
     meta = PlayerMonthNgr._meta
     return (
-        f"SELECT {_select_list(PlayerMonthNgr, 'n')} FROM {_qn(meta.db_table)} n "
-        f"WHERE n.{_qn(meta.get_field('player').column)} = ANY(%s) "
-        f"AND n.{_qn(meta.get_field('month').column)} = ANY(%s) FOR NO KEY UPDATE"
+        f"SELECT {sql.select_list(PlayerMonthNgr, 'n')} FROM {sql.qn(meta.db_table)} n "
+        f"WHERE n.{sql.qn(meta.get_field('player').column)} = ANY(%s) "
+        f"AND n.{sql.qn(meta.get_field('month').column)} = ANY(%s) FOR NO KEY UPDATE"
     )
 
 
@@ -469,7 +349,7 @@ class _Batch:
     def _lock_players(self, player_ids) -> dict[int, _Facts]:
         # Players are locked in id order, so concurrent requests for the same player queue up
         # and each sees the other's deposits: CPA qualification and NGR state stay exact.
-        if _postgresql():
+        if sql.is_postgresql():
             with connection.cursor() as cursor:
                 cursor.execute(_lock_players_sql(), [list(player_ids)])
                 return {row[0]: _Facts(*row) for row in cursor.fetchall()}
@@ -558,15 +438,15 @@ class _Batch:
         if not player_ids:
             return
         # Each entry with its plan and its source event's time (None: no source event).
-        if _postgresql():
+        if sql.is_postgresql():
             with connection.cursor() as cursor:
                 cursor.execute(_cpa_state_sql(), [list(player_ids)])
                 fetched = cursor.fetchall()
-            width = len(_reader(LedgerEntry)[0])
+            width = len(sql.reader(LedgerEntry)[0])
             pairs = []
             for row in fetched:
-                entry = _instance(LedgerEntry, row)
-                entry.plan = _instance(CommissionPlan, row, width)
+                entry = sql.instance(LedgerEntry, row)
+                entry.plan = sql.instance(CommissionPlan, row, width)
                 pairs.append((entry, row[-1]))
         else:
             pairs = [
@@ -606,7 +486,7 @@ class _Batch:
         self.money: dict[int, list[_Money]] = defaultdict(list)
         if not player_ids:
             return
-        if _postgresql():
+        if sql.is_postgresql():
             # The deposit key alone, not the whole payload: one JSON parse less per row.
             with connection.cursor() as cursor:
                 cursor.execute(_money_sql(), [list(player_ids), sorted(MONEY_TYPES)])
@@ -654,10 +534,10 @@ class _Batch:
             return
         player_ids = {e.player_id for e in ngr_events}
         months = {month_start(utc_date(e.event_time)) for e in ngr_events}
-        if _postgresql():
+        if sql.is_postgresql():
             with connection.cursor() as cursor:
                 cursor.execute(_ngr_lock_sql(), [list(player_ids), list(months)])
-                rows = [_instance(PlayerMonthNgr, row) for row in cursor.fetchall()]
+                rows = [sql.instance(PlayerMonthNgr, row) for row in cursor.fetchall()]
         else:
             rows = PlayerMonthNgr.objects.select_for_update(no_key=True).filter(
                 player_id__in=player_ids, month__in=months
@@ -826,7 +706,7 @@ class _Batch:
             with transaction.atomic():
                 for group in (cpas, reversals):
                     if group:
-                        _bulk_insert(group)
+                        sql.bulk_insert(group)
             return
         except IntegrityError:
             for entry in self.once_entries:
@@ -846,13 +726,13 @@ class _Batch:
     def _write(self) -> None:
         self._write_once_entries()
         if self.entries:
-            _bulk_insert(self.entries)
+            sql.bulk_insert(self.entries)
         new = [s for s in self.ngr_dirty.values() if s.pk is None]
         old = [s for s in self.ngr_dirty.values() if s.pk is not None]
         if new:
-            _bulk_insert(new)
+            sql.bulk_insert(new)
         if old:
-            _bulk_update(
+            sql.bulk_update(
                 old,
                 (
                     "latest_event",
@@ -886,10 +766,10 @@ def _earlier_events_sql() -> str:
     meta = Event._meta
 
     def column(name):
-        return f"e.{_qn(meta.get_field(name).column)}"
+        return f"e.{sql.qn(meta.get_field(name).column)}"
 
     return (
-        f"SELECT {_select_list(Event, 'e')} FROM {_qn(meta.db_table)} e "
+        f"SELECT {sql.select_list(Event, 'e')} FROM {sql.qn(meta.db_table)} e "
         f"WHERE {column('player')} = ANY(%s) AND {column('event_type')} = ANY(%s) "
         f"ORDER BY {column('event_time')}, {column('idempotency_key')}"
     )
@@ -910,7 +790,7 @@ def events_book(*, events: list[Event], newly_registered: list[Player]) -> None:
     attributed = [p for p in newly_registered if p.affiliate_id is not None]
     if attributed:
         players = {p.pk: p for p in attributed}
-        if _postgresql():
+        if sql.is_postgresql():
             # This request's own events are left out here rather than in the SQL, where each
             # of their ids would be quoted in Python.
             this_request = {e.id for e in events}
@@ -918,7 +798,7 @@ def events_book(*, events: list[Event], newly_registered: list[Player]) -> None:
                 cursor.execute(_earlier_events_sql(), [list(players), sorted(BOOKING_TYPES)])
                 earlier = [
                     event
-                    for event in (_instance(Event, row) for row in cursor.fetchall())
+                    for event in (sql.instance(Event, row) for row in cursor.fetchall())
                     if event.id not in this_request
                 ]
         else:
