@@ -24,6 +24,7 @@ from pathlib import Path
 
 from _common import (
     BENCH_DIR,
+    CpuMeter,
     database_reset,
     django_setup,
     fmt_ms,
@@ -81,7 +82,8 @@ def main() -> int:
         workers=args.workers,
         worker_class=args.worker_class,
         threads=args.gthreads if args.worker_class == "gthread" else 1,
-    ):
+    ) as server_proc:
+        meter = CpuMeter(server_pid=server_proc.pid, database_url=database_url)
         for name, url, codes_arg in (
             ("redirect", f"{base}/t/", ",".join(codes)),
             ("bare_302", f"{base}/bench/302", ""),
@@ -96,6 +98,7 @@ def main() -> int:
                     args=[codes_arg],
                 )
             clicks_before = click_count()
+            meter.start()
             result = wrk_run(
                 url=url,
                 script=BENCH_DIR / "clicks.lua",
@@ -104,8 +107,16 @@ def main() -> int:
                 threads=args.threads,
                 args=[codes_arg],
             )
+            cpu = meter.stop()
             result["clicks_stored"] = click_count() - clicks_before
             result["rps"] = result["status_302"] / (result["duration_us"] / 1e6)
+            # CPU per redirect in the workers and in PostgreSQL: the figure that moves least
+            # with the machine's other load, and says where the time goes.
+            result["cpu_ms_per_redirect"] = {
+                part: round(cpu[f"{part}_s"] * 1000 / result["status_302"], 3)
+                for part in ("app", "pg")
+                if cpu[f"{part}_s"] is not None and result["status_302"]
+            }
             results[name] = result
             print(
                 f"{name:9s} {result['rps']:8.0f} redirects/s   p50 {fmt_ms(result['p50_us'])}"
@@ -113,6 +124,10 @@ def main() -> int:
                 f"   (302: {result['status_302']}, other: {result['status_other']}, "
                 f"socket errors: {result['wrk_errors'] or 'none'})"
             )
+            cpu_text = " + ".join(
+                f"{part} {ms:.3f} ms" for part, ms in result["cpu_ms_per_redirect"].items()
+            )
+            print(f"{'':9s} server CPU per redirect: {cpu_text or 'n/a'}")
 
     redirect, bare = results["redirect"], results["bare_302"]
     ratio = redirect["rps"] / bare["rps"] if bare["rps"] else 0.0
