@@ -109,7 +109,8 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True
 
-LOGIN_URL = "portal:login"
+# The affiliate portal (SPEC §6) will bring its own login page; until then, the admin's.
+LOGIN_URL = "admin:login"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
