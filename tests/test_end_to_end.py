@@ -13,6 +13,7 @@ from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import time_machine
 from django.core.exceptions import PermissionDenied
 from django.core.management import call_command
 from django.db import connection
@@ -41,7 +42,16 @@ from tests.factories import AffiliateFactory, ManagerFactory, PromoCodeFactory
 
 SEPTEMBER, OCTOBER, NOVEMBER = date(2026, 9, 1), date(2026, 10, 1), date(2026, 11, 1)
 AFTER_NOVEMBER = datetime(2026, 12, 1, 0, 0, 1, tzinfo=UTC)  # `now` for closing November
+# The stories below happen in the autumn of 2026 with November the open month: manual
+# adjustments and reassignments book into the period of "today", so today is pinned.
+TODAY = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 D = Decimal
+
+
+@pytest.fixture(autouse=True)
+def _today():
+    with time_machine.travel(TODAY, tick=True):
+        yield
 
 
 # --- helpers ------------------------------------------------------------------------------
