@@ -1,9 +1,12 @@
 """Reads of the tracking side."""
 
 import functools
+import time
 import uuid
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.db import connection
 
 from events.models import Event, EventType
@@ -33,6 +36,16 @@ class RedirectLink:
         brand.allowed_domains = self.allowed_domains
         return brand.allowed_domain_list()
 
+    @functools.cached_property
+    def records_clicks(self) -> bool:
+        """Whether a click on this link counts: its affiliate is approved and its landing URL
+        is still on one of the brand's domains (it was checked when saved, but the brand's
+        list may have changed since). Otherwise the visitor goes to the brand's home."""
+        if self.affiliate_status != AffiliateStatus.APPROVED:
+            return False
+        parts = urlsplit(self.landing_url)
+        return parts.scheme in ("http", "https") and (parts.hostname or "") in self.allowed_hosts()
+
 
 @functools.cache
 def _redirect_link_sql(vendor: str) -> str:
@@ -46,9 +59,7 @@ def _redirect_link_sql(vendor: str) -> str:
     )
 
 
-def tracking_link_for_redirect(*, code: str) -> RedirectLink | None:
-    """The link with its affiliate's status and its brand's URLs, in one query. Plain SQL:
-    this is the redirect's hot path, and the ORM's query building was half its cost."""
+def _redirect_link_fetch(code: str) -> RedirectLink | None:
     with connection.cursor() as cursor:
         cursor.execute(_redirect_link_sql(connection.vendor), [code])
         row = cursor.fetchone()
@@ -57,6 +68,52 @@ def tracking_link_for_redirect(*, code: str) -> RedirectLink | None:
     row = list(row)
     row[2] = Brand._meta.get_field("id").to_python(row[2])
     return RedirectLink(*row)
+
+
+class RedirectLinkCache:
+    """This process's recently used links, each kept `seconds` after it was read.
+
+    The redirect reads a link on every click; its link, affiliate and brand change rarely,
+    so a change (a suspension, a brand's domains) reaches the redirect within `seconds`.
+    Clicks of an affiliate suspended in that time are still not stored: the click insert
+    checks the status itself (attribution.clicks). Unknown codes are never cached, so a new
+    link works at once. At `size` links the cache starts afresh."""
+
+    def __init__(self, *, size: int = 50_000, clock=time.monotonic):
+        self.size = size
+        self.clock = clock
+        self._links: dict[str, tuple[float, RedirectLink]] = {}
+
+    def get(self, code: str, *, seconds: float) -> RedirectLink | None:
+        now = self.clock()
+        cached = self._links.get(code)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        link = _redirect_link_fetch(code)
+        if link is None:
+            self._links.pop(code, None)
+            return None
+        if len(self._links) >= self.size:
+            self._links.clear()
+        link.records_clicks  # noqa: B018 - computed once per read, not per click
+        self._links[code] = (now + seconds, link)
+        return link
+
+    def clear(self) -> None:
+        self._links.clear()
+
+
+redirect_link_cache = RedirectLinkCache()
+
+
+def tracking_link_for_redirect(*, code: str) -> RedirectLink | None:
+    """The link with its affiliate's status and its brand's URLs: one query, or none while
+    the process's cache holds it (`TRACKING_LINK_CACHE_SECONDS`, 0 = always read). Plain
+    SQL: this is the redirect's hot path, and the ORM's query building was half its cost."""
+    seconds = settings.TRACKING_LINK_CACHE_SECONDS
+    if seconds <= 0:
+        return _redirect_link_fetch(code)
+    return redirect_link_cache.get(code, seconds=seconds)
 
 
 def affiliates_for_reassignment(*, operator_id: int | None):

@@ -25,6 +25,7 @@ from revvvs import sql
 from revvvs.models import Brand, Operator, User
 from revvvs.tenancy import operator_access_check
 
+from .clicks import ClickRow, click_store, clicks_insert
 from .models import (
     Affiliate,
     AffiliateStatus,
@@ -360,14 +361,17 @@ BOT_PATTERNS = (
     "mediapartners-google",
     "validator",
 )
-_BOT_RE = re.compile("|".join(re.escape(p) for p in BOT_PATTERNS), re.IGNORECASE)
 
-UNIQUE_WINDOW = timedelta(hours=24)
 SUB_MAX_LENGTH = 255
 
 
+@functools.lru_cache(maxsize=4096)
 def user_agent_is_bot(user_agent: str) -> bool:
-    return not user_agent.strip() or _BOT_RE.search(user_agent) is not None
+    # Substring tests on the lowercased text: a tenth of the cost of one alternation regex
+    # with IGNORECASE (46 µs per browser user agent here), on every click. Visitors share
+    # a few thousand user agents, hence the cache.
+    lowered = user_agent.lower()
+    return not lowered.strip() or any(pattern in lowered for pattern in BOT_PATTERNS)
 
 
 def ip_normalise(value: str) -> str | None:
@@ -386,42 +390,6 @@ def ip_normalise(value: str) -> str | None:
         return None
 
 
-_CLICK_COLUMNS = (
-    "id",
-    "link",
-    "affiliate",
-    "brand",
-    "created_at",
-    "sub1",
-    "sub2",
-    "sub3",
-    "sub4",
-    "sub5",
-    "ip_hash",
-    "user_agent",
-    "referrer",
-    "country",
-    "is_bot",
-)
-
-
-@functools.cache
-def _click_insert_sql(vendor: str) -> str:
-    table = connection.ops.quote_name(Click._meta.db_table)
-    columns = [Click._meta.get_field(name).column for name in _CLICK_COLUMNS]
-    quoted = ", ".join(connection.ops.quote_name(c) for c in [*columns, "is_unique"])
-    placeholders = ", ".join(["%s"] * len(columns))
-    # Unique = no click from the same IP hash on the same link in the last 24 hours; one
-    # statement, so the redirect costs one lookup and one insert.
-    return (
-        f"INSERT INTO {table} ({quoted}) SELECT {placeholders}, "
-        f"(%s = '' OR NOT EXISTS (SELECT 1 FROM {table} WHERE "
-        f"{connection.ops.quote_name(Click._meta.get_field('link').column)} = %s AND "
-        f"{connection.ops.quote_name('ip_hash')} = %s AND "
-        f"{connection.ops.quote_name('created_at')} > %s))"
-    )
-
-
 def click_record(
     *,
     link: TrackingLink,
@@ -432,53 +400,31 @@ def click_record(
     subs: tuple[str, ...] = ("", "", "", "", ""),
     now: datetime | None = None,
     click_id: uuid.UUID | None = None,
+    buffered: bool = False,
 ) -> uuid.UUID:
-    """Store a click of `link` (whose affiliate is approved) and return its click_id.
+    """Record a click of `link` (whose affiliate is approved) and return its click_id.
 
     `ip_hash` is the HMAC of the visitor's IP (revvvs.hashing.ip_hmac), never the IP.
-    `now` and `click_id` are for fixed demo data; the redirect leaves them out."""
-    click_id = click_id or uuid.uuid4()
-    now = now or timezone.now()
+    `buffered` (the redirect) hands the click to the process's click buffer, which stores
+    it within `CLICK_FLUSH_SECONDS` (attribution.clicks); otherwise it is stored before
+    this returns. `now` and `click_id` are for fixed demo data."""
     subs = tuple((s or "")[:SUB_MAX_LENGTH] for s in subs) + ("",) * (5 - len(subs))
-    values = {
-        "id": click_id,
-        "link": link.pk,
-        "affiliate": link.affiliate_id,
-        "brand": link.brand_id,
-        "created_at": now,
-        "sub1": subs[0],
-        "sub2": subs[1],
-        "sub3": subs[2],
-        "sub4": subs[3],
-        "sub5": subs[4],
-        "ip_hash": ip_hash or "",
-        "user_agent": user_agent or "",
-        "referrer": referrer or "",
-        "country": country or "",
-        "is_bot": user_agent_is_bot(user_agent or ""),
-    }
-    params = [
-        Click._meta.get_field(name).get_db_prep_value(values[name], connection, prepared=False)
-        for name in _CLICK_COLUMNS
-    ]
-    created_at_field = Click._meta.get_field("created_at")
-    params += [
-        values["ip_hash"],
-        link.pk,
-        values["ip_hash"],
-        created_at_field.get_db_prep_value(now - UNIQUE_WINDOW, connection, prepared=False),
-    ]
-    statement = _click_insert_sql(connection.vendor)
-    if connection.vendor == "postgresql" and not connection.in_atomic_block:
-        # A click is not money: it need not wait for the WAL flush (~4 ms here, the largest
-        # part of the redirect). A database crash may lose the last fraction of a second of
-        # clicks, never corrupt anything; the Event API keeps synchronous commits. One
-        # statement string runs as one implicit transaction, so SET LOCAL covers the insert
-        # only, in the same round trip (docs/attribution.md, "Click durability").
-        statement = "SET LOCAL synchronous_commit TO OFF; " + statement
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-    return click_id
+    row = ClickRow(
+        id=click_id or uuid.uuid4(),
+        link_id=link.pk,
+        created_at=now or timezone.now(),
+        subs=subs,
+        ip_hash=ip_hash or "",
+        user_agent=user_agent or "",
+        referrer=referrer or "",
+        country=country or "",
+        is_bot=user_agent_is_bot(user_agent or ""),
+    )
+    if buffered:
+        click_store(row)
+    else:
+        clicks_insert(rows=[row])
+    return row.id
 
 
 # --- Players and attribution ------------------------------------------------------------

@@ -42,6 +42,7 @@ PORT = 8112
 LINKS = 20
 EARLIER_CLICKS = 20_000
 TARGET_RPS = 2000
+FLUSH_WAIT_SECONDS = 1.0
 TARGET_P99_MS = 20
 
 
@@ -97,6 +98,7 @@ def main() -> int:
                     threads=args.threads,
                     args=[codes_arg],
                 )
+                time.sleep(FLUSH_WAIT_SECONDS)
             clicks_before = click_count()
             meter.start()
             result = wrk_run(
@@ -108,6 +110,8 @@ def main() -> int:
                 args=[codes_arg],
             )
             cpu = meter.stop()
+            # The workers buffer clicks for CLICK_FLUSH_SECONDS (attribution/clicks.py).
+            time.sleep(FLUSH_WAIT_SECONDS)
             result["clicks_stored"] = click_count() - clicks_before
             result["rps"] = result["status_302"] / (result["duration_us"] / 1e6)
             # CPU per redirect in the workers and in PostgreSQL: the figure that moves least

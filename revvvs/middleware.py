@@ -16,20 +16,24 @@ class DatabaseUnavailableMiddleware:
     def process_exception(self, request, exception):
         if not isinstance(exception, OperationalError | InterfaceError):
             return None
-        from django.db import connection
+        return database_unavailable_response(request)
 
-        connection.close_if_unusable_or_obsolete()
-        if request.path.startswith("/api/"):
-            response = JsonResponse(
-                {
-                    "code": "unavailable",
-                    "message": "the database is unavailable; retry with the same idempotency_key",
-                },
-                status=503,
-            )
-        else:
-            response = HttpResponse(
-                "Service temporarily unavailable, try again shortly.", status=503
-            )
-        response["Retry-After"] = "5"
-        return response
+
+def database_unavailable_response(request):
+    """The 503 of a request that could not reach the database (also used by the tracking
+    edge, attribution/edge.py, which runs without this middleware)."""
+    from django.db import connection
+
+    connection.close_if_unusable_or_obsolete()
+    if request.path.startswith("/api/"):
+        response = JsonResponse(
+            {
+                "code": "unavailable",
+                "message": "the database is unavailable; retry with the same idempotency_key",
+            },
+            status=503,
+        )
+    else:
+        response = HttpResponse("Service temporarily unavailable, try again shortly.", status=503)
+    response["Retry-After"] = "5"
+    return response

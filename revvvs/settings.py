@@ -152,6 +152,15 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = EVENTS_MAX_BODY_BYTES + 1024
 TRUSTED_PROXY_IP_HEADER = env.str("TRUSTED_PROXY_IP_HEADER", default="")
 # The header a CDN sets with the visitor's country (e.g. "HTTP_CF_IPCOUNTRY").
 COUNTRY_HEADER = env.str("COUNTRY_HEADER", default="HTTP_CF_IPCOUNTRY")
+# Click recording (attribution/clicks.py): each process buffers the redirect's clicks and
+# inserts them every CLICK_FLUSH_SECONDS, or at once when CLICK_FLUSH_ROWS wait; 0 inserts
+# each click in its request. CLICK_BUFFER_LIMIT clicks are kept while the database is down.
+CLICK_FLUSH_SECONDS = env.float("CLICK_FLUSH_SECONDS", default=0.05)
+CLICK_FLUSH_ROWS = env.int("CLICK_FLUSH_ROWS", default=200)
+CLICK_BUFFER_LIMIT = env.int("CLICK_BUFFER_LIMIT", default=100_000)
+# Seconds the redirect keeps a link (with its affiliate's status and brand's domains) in
+# each process before reading it again; 0 reads it on every click (attribution/selectors.py).
+TRACKING_LINK_CACHE_SECONDS = env.float("TRACKING_LINK_CACHE_SECONDS", default=5)
 # Secret for the HMAC of IP addresses; defaults to SECRET_KEY.
 IP_HASH_SECRET = env.str("IP_HASH_SECRET", default=SECRET_KEY)
 
