@@ -11,6 +11,7 @@ currency), affiliates are walked in chunks, statements and entries are bulk-inse
 memory used does not grow with the number of entries.
 """
 
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -98,19 +99,35 @@ def period_booking_floor(*, operator_id: int) -> date | None:
     entry dated earlier books into that month, keeping its own `activity_date`), or None when
     no period is closed. Must be called inside a transaction.
     """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_advisory_xact_lock_shared(%s, %s)",
-                [PERIOD_LOCK_NAMESPACE, operator_id],
-            )
-    latest = (
-        Period.objects.filter(operator_id=operator_id, status=PeriodStatus.CLOSED)
-        .order_by("-month")
-        .values_list("month", flat=True)
-        .first()
-    )
+    if connection.vendor != "postgresql":
+        latest = (
+            Period.objects.filter(operator_id=operator_id, status=PeriodStatus.CLOSED)
+            .order_by("-month")
+            .values_list("month", flat=True)
+            .first()
+        )
+        return month_next(latest) if latest else None
+    with connection.cursor() as cursor:
+        # Two statements in one round trip: the read is a statement of its own, after the
+        # lock, so its snapshot sees a close the lock waited for. Plain SQL: this runs for
+        # every booking request, and building the ORM query cost more than running it.
+        cursor.execute(
+            f"SELECT pg_advisory_xact_lock_shared(%s, %s); {_latest_closed_sql()}",
+            [PERIOD_LOCK_NAMESPACE, operator_id, operator_id, PeriodStatus.CLOSED],
+        )
+        cursor.nextset()
+        latest = cursor.fetchone()[0]
     return month_next(latest) if latest else None
+
+
+@functools.cache
+def _latest_closed_sql() -> str:
+    meta, qn = Period._meta, connection.ops.quote_name
+    column = meta.get_field
+    return (
+        f"SELECT max({qn(column('month').column)}) FROM {qn(meta.db_table)} "
+        f"WHERE {qn(column('operator').column)} = %s AND {qn(column('status').column)} = %s"
+    )
 
 
 # --- the statement formula ----------------------------------------------------------------

@@ -485,3 +485,49 @@ def test_offset_never_takes_from_a_negative_cpa_balance(operator):
     assert statement.carryover_out == Decimal("-50")
     assert statement.rollover_out == Decimal("-100")
     assert statement.net_payable == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_booking_that_waits_for_a_close_books_after_the_closed_month():
+    """The booking floor is read after the period lock, in a statement of its own: a
+    booking that had to wait for a close sees the month the close just closed."""
+    from django.db import transaction
+
+    from commissions.services.periods import PERIOD_LOCK_NAMESPACE, period_booking_floor
+
+    operator = OperatorFactory()
+    locked, release = threading.Event(), threading.Event()
+
+    def close_in_progress():
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT pg_advisory_xact_lock(%s, %s)", [PERIOD_LOCK_NAMESPACE, operator.pk]
+                    )
+                Period.objects.create(operator=operator, month=MARCH, status=PeriodStatus.CLOSED)
+                locked.set()
+                release.wait(timeout=10)
+        finally:
+            connection.close()
+
+    closer = threading.Thread(target=close_in_progress)
+    closer.start()
+    assert locked.wait(timeout=10)
+    floors = []
+
+    def book():
+        try:
+            with transaction.atomic():
+                floors.append(period_booking_floor(operator_id=operator.pk))
+        finally:
+            connection.close()
+
+    booker = threading.Thread(target=book)
+    booker.start()
+    booker.join(timeout=0.3)
+    assert booker.is_alive(), "the booking must wait for the close's lock"
+    release.set()
+    closer.join(timeout=10)
+    booker.join(timeout=10)
+    assert floors == [date(2026, 4, 1)]
