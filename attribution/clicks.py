@@ -149,12 +149,15 @@ def clicks_insert(*, rows: list[ClickRow]) -> int:
         ]
     )
     statement = _insert_sql()
-    if not connection.in_atomic_block:
+    asynchronous = not connection.in_atomic_block
+    if asynchronous:
         # Clicks are not money: they need not wait for the WAL flush. One statement string
         # runs as one implicit transaction, so SET LOCAL covers this insert only.
         statement = "SET LOCAL synchronous_commit TO OFF; " + statement
     with connection.cursor() as cursor:
         cursor.execute(statement, [payload, AffiliateStatus.APPROVED])
+        if asynchronous:
+            cursor.nextset()  # the INSERT's result, after the SET's
         return cursor.rowcount
 
 

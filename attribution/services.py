@@ -390,6 +390,12 @@ def ip_normalise(value: str) -> str | None:
         return None
 
 
+def _storable(text: str | None) -> str:
+    # A visitor can send `sub1=%00`; PostgreSQL text cannot hold NUL, and the click must
+    # not be refused for it.
+    return (text or "").replace("\x00", "")
+
+
 def click_record(
     *,
     link: TrackingLink,
@@ -408,15 +414,15 @@ def click_record(
     `buffered` (the redirect) hands the click to the process's click buffer, which stores
     it within `CLICK_FLUSH_SECONDS` (attribution.clicks); otherwise it is stored before
     this returns. `now` and `click_id` are for fixed demo data."""
-    subs = tuple((s or "")[:SUB_MAX_LENGTH] for s in subs) + ("",) * (5 - len(subs))
+    subs = tuple(_storable(s)[:SUB_MAX_LENGTH] for s in subs) + ("",) * (5 - len(subs))
     row = ClickRow(
         id=click_id or uuid.uuid4(),
         link_id=link.pk,
         created_at=now or timezone.now(),
         subs=subs,
         ip_hash=ip_hash or "",
-        user_agent=user_agent or "",
-        referrer=referrer or "",
+        user_agent=_storable(user_agent),
+        referrer=_storable(referrer),
         country=country or "",
         is_bot=user_agent_is_bot(user_agent or ""),
     )

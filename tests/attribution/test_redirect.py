@@ -289,3 +289,10 @@ def test_redirect_outside_a_transaction_commits_the_click(client, tenant):
     with connection.cursor() as cursor:
         cursor.execute("SHOW synchronous_commit")
         assert cursor.fetchone()[0] == "on"  # the setting did not leak to the connection
+
+
+def test_a_nul_character_from_the_visitor_is_dropped_not_refused(client, link):
+    response = visit(client, link, "sub1=a%00b&sub2=%00", HTTP_REFERER="https://x.test/\x00")
+    assert response.status_code == 302
+    click = Click.objects.get()
+    assert (click.sub1, click.sub2, click.referrer) == ("ab", "", "https://x.test/")
