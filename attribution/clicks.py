@@ -128,7 +128,7 @@ def clicks_insert(*, rows: list[ClickRow]) -> int:
         return 0
     if not sql.is_postgresql():
         return _clicks_insert_portable(rows)
-    payload = sql.json_param(
+    payload = sql.recordset_params(
         [
             {
                 "id": row.id,
@@ -155,7 +155,7 @@ def clicks_insert(*, rows: list[ClickRow]) -> int:
         # runs as one implicit transaction, so SET LOCAL covers this insert only.
         statement = "SET LOCAL synchronous_commit TO OFF; " + statement
     with connection.cursor() as cursor:
-        cursor.execute(statement, [payload, AffiliateStatus.APPROVED])
+        cursor.execute(statement, [*payload, AffiliateStatus.APPROVED])
         if asynchronous:
             cursor.nextset()  # the INSERT's result, after the SET's
         return cursor.rowcount

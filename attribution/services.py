@@ -514,12 +514,10 @@ def _players_get_or_create_postgresql(keys) -> dict[tuple[uuid.UUID, str], Playe
         for f in Player._meta.concrete_fields
         if not f.primary_key
     }
-    rows = sql.json_param(
-        [dict(defaults, brand_id=brand_id, external_ref=ref) for brand_id, ref in sorted(keys)]
-    )
+    rows = [dict(defaults, brand_id=brand_id, external_ref=ref) for brand_id, ref in sorted(keys)]
     found = {}
     with connection.cursor() as cursor:
-        cursor.execute(get_or_create, [rows])
+        cursor.execute(get_or_create, sql.recordset_params(rows))
         for row in cursor.fetchall():
             player = Player.from_db(connection.alias, attnames, row)
             found[(player.brand_id, player.external_ref)] = player
@@ -529,7 +527,7 @@ def _players_get_or_create_postgresql(keys) -> dict[tuple[uuid.UUID, str], Playe
                 {"brand_id": str(brand_id), "external_ref": ref}
                 for brand_id, ref in sorted(keys - found.keys())
             ]
-            cursor.execute(select, [sql.json_param(missing)])
+            cursor.execute(select, sql.recordset_params(missing))
             for row in cursor.fetchall():
                 player = Player.from_db(connection.alias, attnames, row)
                 found[(player.brand_id, player.external_ref)] = player
@@ -826,10 +824,10 @@ def _players_register(decisions: list[_Decision]) -> set[int]:
             country = v.country, affiliate_id = v.affiliate_id, click_id = v.click_id,
             promo_code_id = v.promo_code_id, attribution_method = v.method,
             attributed_at = v.attributed_at
-        FROM jsonb_to_recordset(%s::jsonb) AS v(
+        FROM (SELECT * FROM jsonb_to_recordset(%s::jsonb) AS v(
             player_id bigint, registered_at timestamptz, event_id uuid, country varchar,
             affiliate_id bigint, click_id uuid, promo_code_id bigint, method varchar,
-            attributed_at timestamptz)
+            attributed_at timestamptz) LIMIT %s) AS v
         WHERE p.id = v.player_id AND p.registered_at IS NULL
         RETURNING p.id
     """
@@ -844,9 +842,9 @@ def _players_register(decisions: list[_Decision]) -> set[int]:
         "method",
         "attributed_at",
     )
-    payload = sql.json_param([dict(zip(names, row, strict=True)) for row in rows])
+    payload = [dict(zip(names, row, strict=True)) for row in rows]
     with connection.cursor() as cursor:
-        cursor.execute(statement, [payload])
+        cursor.execute(statement, sql.recordset_params(payload))
         return {row[0] for row in cursor.fetchall()}
 
 

@@ -430,7 +430,7 @@ def _events_insert(events: list[Event]) -> set[uuid.UUID]:
             .order_by()
             .values_list("id", flat=True)
         )
-    rows = sql.json_param(
+    params = sql.recordset_params(
         [
             {
                 "id": str(e.id),
@@ -452,7 +452,7 @@ def _events_insert(events: list[Event]) -> set[uuid.UUID]:
         ]
     )
     with connection.cursor() as cursor:
-        cursor.execute(statement, [rows])
+        cursor.execute(statement, params)
         inserted = {row[0] for row in cursor.fetchall()}
     for event in events:
         if event.id in inserted:

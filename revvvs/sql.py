@@ -34,8 +34,19 @@ def _json_default(value):
 
 
 def json_param(rows: list[dict]) -> str:
-    """Rows as the one JSON parameter of a `recordset(...)`."""
+    """Rows as one JSON parameter for `jsonb_to_recordset`."""
     return json.dumps(rows, separators=(",", ":"), default=_json_default)
+
+
+def recordset_params(rows: list[dict]) -> list:
+    """The two parameters of a `recordset(...)`: the rows as JSON, and how many there are.
+
+    The count is the subquery's LIMIT, which the planner reads as the number of rows (with
+    client-side binding it is a literal). Without it the planner takes every
+    `jsonb_to_recordset` for 100 rows, and for a single event hash-joined its one row with
+    a sequential scan of the whole players table: 6 ms per request at 10,000 players,
+    growing with the table (docs/performance.md)."""
+    return [json_param(rows), len(rows)]
 
 
 def record(fields) -> str:
@@ -44,11 +55,12 @@ def record(fields) -> str:
 
 
 def recordset(fields, alias: str) -> str:
-    """`FROM` item reading the `json_param` rows as `alias(columns…, n)`, n their position."""
+    """`FROM` item reading the `recordset_params` rows as `alias(columns…, n)`, n their
+    position."""
     columns = ", ".join(qn(f.column) for f in fields)
     return (
-        f"ROWS FROM (jsonb_to_recordset(%s::jsonb) AS ({record(fields)})) "
-        f"WITH ORDINALITY AS {alias}({columns}, n)"
+        f"(SELECT * FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) AS ({record(fields)})) "
+        f"WITH ORDINALITY AS {alias}({columns}, n) LIMIT %s) AS {alias}"
     )
 
 
@@ -107,7 +119,7 @@ def bulk_insert(objs: list) -> None:
         obj._prepare_related_fields_for_save(operation_name="bulk_create")
         rows.append({f.column: f.pre_save(obj, True) for f in fields})
     with connection.cursor() as cursor:
-        cursor.execute(statement, [json_param(rows)])
+        cursor.execute(statement, recordset_params(rows))
         ids = [row[0] for row in cursor.fetchall()]
     for obj, pk in zip(objs, ids, strict=True):
         obj.pk = pk
@@ -121,8 +133,8 @@ def _update_sql(model, names: tuple[str, ...]) -> tuple[str, list]:
     assignments = ", ".join(f"{qn(f.column)} = r.{qn(f.column)}" for f in fields)
     statement = (
         f"UPDATE {qn(model._meta.db_table)} AS t SET {assignments} "
-        f"FROM jsonb_to_recordset(%s::jsonb) AS r({record([pk, *fields])}) "
-        f"WHERE t.{qn(pk.column)} = r.{qn(pk.column)}"
+        f"FROM (SELECT * FROM jsonb_to_recordset(%s::jsonb) AS r({record([pk, *fields])}) "
+        f"LIMIT %s) AS r WHERE t.{qn(pk.column)} = r.{qn(pk.column)}"
     )
     return statement, [pk, *fields]
 
@@ -136,4 +148,4 @@ def bulk_update(objs: list, names: tuple[str, ...]) -> None:
     statement, fields = _update_sql(model, names)
     rows = [{f.column: getattr(obj, f.attname) for f in fields} for obj in objs]
     with connection.cursor() as cursor:
-        cursor.execute(statement, [json_param(rows)])
+        cursor.execute(statement, recordset_params(rows))
