@@ -26,7 +26,7 @@ from rest_framework.views import APIView, exception_handler
 from . import selectors
 from .models import EventType
 from .ratelimit import rate_limit_hit
-from .services import api_key_authenticate, event_ingest, events_ingest
+from .services import api_key_authenticate, events_ingest
 from .validation import PLAYER_STATUSES, PRODUCTS
 
 MAX_BATCH = 100
@@ -431,7 +431,7 @@ class EventsApi(ApiKeyMixin, APIView):
             )
         if "events" in body:
             return self._batch(api_key, body)
-        outcome = event_ingest(api_key=api_key, raw_event=body)
+        outcome = events_ingest(api_key=api_key, raw_events=[body])[0]
         code = {"accepted": status.HTTP_201_CREATED, "duplicate": status.HTTP_200_OK}.get(
             outcome.status, status.HTTP_400_BAD_REQUEST
         )

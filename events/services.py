@@ -19,7 +19,6 @@ from revvvs import sql
 from revvvs.hashing import ip_hmac, secret_hmac
 from revvvs.models import Brand, Operator
 
-from .coalescing import SingleEventCoalescer
 from .models import ApiKey, Event
 from .validation import CleanEvent, Invalid, validate_event
 
@@ -300,13 +299,6 @@ def events_ingest(
     return outcomes
 
 
-def event_ingest(*, api_key: ApiKey, raw_event) -> EventOutcome:
-    """`events_ingest` of a one-event request, with the single events that other threads of
-    this process send at the same moment: one transaction for them all (group commit,
-    events.coalescing). Alone, it is `events_ingest` of a batch of one."""
-    return _single_events.ingest(api_key=api_key, raw_event=raw_event)
-
-
 def _store_with_retry(operator, pending) -> dict[int, EventOutcome]:
     for attempt in range(DEADLOCK_RETRIES + 1):
         try:
@@ -376,9 +368,6 @@ def _store(operator, pending) -> dict[int, EventOutcome]:
                 stored_payload_hash=original["payload_hash"],
             )
     return result
-
-
-_single_events = SingleEventCoalescer(events_ingest)
 
 
 # The columns _events_insert writes on PostgreSQL, with their SQL types.
