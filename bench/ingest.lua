@@ -33,7 +33,7 @@ local function split(text)
 end
 
 -- Per-thread state (each wrk thread has its own Lua state).
-local mode, batch_size, api_key, brands, nonce, promos
+local mode, batch_size, api_key, brands, nonce, promos, attribution
 local headers
 local registered, with_ftd = 0, 0
 sent, answered = 0, 0
@@ -56,6 +56,9 @@ function init(args)
    brands = split(args[4])
    nonce = args[5]
    promos = split(args[6])
+   -- "off": registrations without ip_address and promo_code (organic players), so that
+   -- the attribution rules have nothing to look up: the A/B of attribution's cost.
+   attribution = args[7] or "on"
    if mode == "single" then batch_size = 1 end
    headers = {["Content-Type"] = "application/json", ["X-API-Key"] = api_key}
    key_pattern = '"idempotency_key":%s*"' .. nonce .. "%-" .. tid .. "%-(%d+)%-"
@@ -97,11 +100,15 @@ local function event_json(key, now)
       registered = registered + 1
       index = registered
       time = os.date("!%Y-%m-%dT%H:%M:%SZ", now - 600)
-      extra = string.format(
-         ',"country":"%s","ip_address":"10.%d.%d.%d","user_agent":"Mozilla/5.0 (bench)"',
-         COUNTRIES[math.random(#COUNTRIES)], math.random(0, 255), math.random(0, 255),
-         math.random(1, 254))
-      if #promos > 0 and math.random(2) == 1 then
+      if attribution == "off" then
+         extra = string.format(',"country":"%s"', COUNTRIES[math.random(#COUNTRIES)])
+      else
+         extra = string.format(
+            ',"country":"%s","ip_address":"10.%d.%d.%d","user_agent":"Mozilla/5.0 (bench)"',
+            COUNTRIES[math.random(#COUNTRIES)], math.random(0, 255), math.random(0, 255),
+            math.random(1, 254))
+      end
+      if attribution ~= "off" and #promos > 0 and math.random(2) == 1 then
          extra = extra .. string.format(',"promo_code":"%s"', promos[math.random(#promos)])
       end
    elseif kind == "first_deposit" then

@@ -107,6 +107,20 @@ def main() -> int:
         help=f"players of history stored before measuring, {HISTORY_EVENTS_PER_PLAYER} events "
         "each (0: start from empty tables)",
     )
+    parser.add_argument(
+        "--attribution",
+        choices=("on", "off"),
+        default="on",
+        help="off: registrations carry no ip_address nor promo_code (organic), so the "
+        "attribution rules find nothing to look up; the A/B of attribution's cost",
+    )
+    parser.add_argument(
+        "--plans",
+        choices=("on", "off"),
+        default="on",
+        help="off: no commission plan is assigned, so players are attributed but nothing "
+        "books; with --attribution on/off, the A/B of attribution's and booking's costs",
+    )
     parser.add_argument("--port", type=int, default=PORT)
     parser.add_argument("--json-out", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
@@ -125,7 +139,7 @@ def main() -> int:
     env = server_env(database_url)
     django_setup(env)
     migrate()
-    fixture = fixture_create()
+    fixture = fixture_create(plans=args.plans == "on")
     print(
         f"operator {fixture['operator_id']}, brands {', '.join(fixture['brand_ids'])}, "
         f"{len(fixture['promo_codes'])} promo codes; {fixture['notes']}",
@@ -176,7 +190,7 @@ def main() -> int:
 # --- Set-up ---------------------------------------------------------------------------
 
 
-def fixture_create() -> dict:
+def fixture_create(*, plans: bool = True) -> dict:
     """The operator, brands and key; affiliates, promo codes and a plan when possible."""
     from revvvs.services import operator_create
 
@@ -219,7 +233,9 @@ def fixture_create() -> dict:
     except Exception as exc:  # noqa: BLE001 - a missing piece only makes the mix simpler
         notes.append(f"no affiliates ({type(exc).__name__}: {exc})")
         affiliates = []
-    if affiliates:
+    if affiliates and not plans:
+        notes.append("no commission plan (--plans off)")
+    elif affiliates:
         try:
             from decimal import Decimal
 
@@ -334,6 +350,7 @@ def api_measure(*, mode: str, fixture: dict, args, meter: CpuMeter) -> dict:
                 ",".join(fixture["brand_ids"]),
                 nonce,
                 ",".join(fixture["promo_codes"]),
+                args.attribution,
             ],
         )
 
