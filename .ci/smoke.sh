@@ -71,4 +71,21 @@ status=$(post "$work/batch.json")
 check 200 "$status" 'r["summary"] == {"total": 2, "accepted": 2, "duplicates": 0, "errors": 0} and [x["status"] for x in r["results"]] == ["accepted", "accepted"] and [x["idempotency_key"] for x in r["results"]] == ["reg_player_001", "ftd_player_001"]'
 status=$(post "$work/batch.json")
 check 200 "$status" 'r["summary"]["duplicates"] == 2'
-echo "smoke: demo server answered the guide's examples"
+
+# A tracking link of the demo, through the server's WSGI application (the tracking edge and
+# the click buffer, as in production): the landing URL carries a click_id, and once the
+# buffer has flushed, a registration with that click_id is attributed by it.
+link=$($py -c 'import json,sys; a=[a for a in json.load(open(sys.argv[1]))["affiliates"] if a["status"]=="approved"][0]; print(a["links"][0]["code"])' "$work/seed.json")
+location=$(curl -s -o /dev/null -w '%{redirect_url}' "http://127.0.0.1:$port/t/$link?sub1=smoke")
+click_id=$($py -c 'import sys; from urllib.parse import parse_qs, urlsplit; print(parse_qs(urlsplit(sys.argv[1]).query)["click_id"][0])' "$location")
+sleep 1
+cat > "$work/click_reg.json" <<JSON
+{"event_type": "registration", "event_time": "$(date -u +%Y-%m-%dT%H:%M:%SZ)", "brand_id": "$brand",
+ "player_external_ref": "smoke_clicker", "idempotency_key": "smoke_click_reg", "click_id": "$click_id"}
+JSON
+status=$(post "$work/click_reg.json")
+check 201 "$status" '"warnings" not in r'
+event_id=$($py -c 'import json,sys; print(json.load(open(sys.argv[1]))["event_id"])' "$work/out.json")
+curl -s -o "$work/out.json" -H "X-API-Key: $key" "http://127.0.0.1:$port/api/v1/events/$event_id"
+check 200 200 'r["attribution"]["method"] == "click_id" and r["attribution"]["click_id"] == "'"$click_id"'"'
+echo "smoke: demo server answered the guide's examples; a tracking link's click attributed a registration"
