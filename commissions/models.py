@@ -106,16 +106,25 @@ class LedgerKind(models.TextChoices):
 class LedgerEntry(models.Model):
     """One commission entry. Never updated or deleted: corrections are new entries."""
 
-    operator = models.ForeignKey("revvvs.Operator", on_delete=models.PROTECT, related_name="+")
+    # No single-column indexes on operator, affiliate and player: the composite indexes
+    # below lead with them, and every index is paid on each booking's insert.
+    operator = models.ForeignKey(
+        "revvvs.Operator", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     affiliate = models.ForeignKey(
-        "attribution.Affiliate", on_delete=models.PROTECT, related_name="ledger"
+        "attribution.Affiliate", on_delete=models.PROTECT, related_name="ledger", db_index=False
     )
     kind = models.CharField(max_length=30, choices=LedgerKind.choices)
     amount = MoneyField()
     currency = models.CharField(max_length=3)
     period = models.DateField(help_text="First day of the month the entry books into.")
     player = models.ForeignKey(
-        "attribution.Player", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        "attribution.Player",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
     )
     brand = models.ForeignKey(
         "revvvs.Brand", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -179,7 +188,10 @@ class LedgerEntry(models.Model):
 class PlayerMonthNgr(models.Model):
     """RevShare state per player and month: the latest NGR total and what is booked for it."""
 
-    player = models.ForeignKey("attribution.Player", on_delete=models.PROTECT, related_name="+")
+    # (player, month) is unique: that index serves every lookup by player.
+    player = models.ForeignKey(
+        "attribution.Player", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     month = models.DateField()
     latest_event = models.ForeignKey("events.Event", on_delete=models.PROTECT, related_name="+")
     latest_event_time = models.DateTimeField()

@@ -61,10 +61,16 @@ class Event(models.Model):
     id = models.UUIDField(
         primary_key=True, default=uuid.uuid4, editable=False, verbose_name="event_id"
     )
-    operator = models.ForeignKey("revvvs.Operator", on_delete=models.PROTECT, related_name="+")
-    brand = models.ForeignKey("revvvs.Brand", on_delete=models.PROTECT, related_name="+")
+    # No single-column indexes on operator, brand and player: the unique key and the
+    # composite indexes below lead with them, and every index is paid on each insert.
+    operator = models.ForeignKey(
+        "revvvs.Operator", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    brand = models.ForeignKey(
+        "revvvs.Brand", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     player = models.ForeignKey(
-        "attribution.Player", on_delete=models.PROTECT, related_name="events"
+        "attribution.Player", on_delete=models.PROTECT, related_name="events", db_index=False
     )
     api_key = models.ForeignKey(
         ApiKey, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
