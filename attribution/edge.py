@@ -53,6 +53,9 @@ class TrackingEdge:
     @staticmethod
     def _redirect(request):
         try:
+            # The Host check that CommonMiddleware makes for the rest of the site
+            # (ALLOWED_HOSTS): a bad Host header is a 400 here too.
+            request.get_host()
             return tracking_redirect(request, request.tracking_code)
         except (OperationalError, InterfaceError):
             return database_unavailable_response(request)

@@ -794,12 +794,15 @@ def events_book(*, events: list[Event], newly_registered: list[Player]) -> None:
             # This request's own events are left out here rather than in the SQL, where each
             # of their ids would be quoted in Python.
             this_request = {e.id for e in events}
+            id_at = sql.reader(Event)[0].index(Event._meta.pk.column)
             with connection.cursor() as cursor:
                 cursor.execute(_earlier_events_sql(), [list(players), sorted(BOOKING_TYPES)])
+                # This request's rows are skipped before they are built: building them (their
+                # payloads decoded) was 14 % of events_book under cProfile, bench mix.
                 earlier = [
-                    event
-                    for event in (sql.instance(Event, row) for row in cursor.fetchall())
-                    if event.id not in this_request
+                    sql.instance(Event, row)
+                    for row in cursor.fetchall()
+                    if row[id_at] not in this_request
                 ]
         else:
             earlier = list(

@@ -295,3 +295,9 @@ def test_as_under_a_real_server_the_connection_is_released_after_each_redirect(t
         assert response.status == "302 Found"
         assert connection.connection is None
     assert Click.objects.count() == 2
+
+
+def test_a_host_not_in_allowed_hosts_is_refused_as_on_the_rest_of_the_site(link):
+    response = wsgi_call(f"/t/{link.code}", HTTP_HOST="evil.example")
+    assert response.status_code == 400
+    assert Click.objects.count() == 0
