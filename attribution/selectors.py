@@ -95,7 +95,6 @@ class RedirectLinkCache:
             return None
         if len(self._links) >= self.size:
             self._links.clear()
-        link.records_clicks  # noqa: B018 - computed once per read, not per click
         self._links[code] = (now + seconds, link)
         return link
 
