@@ -87,6 +87,24 @@ class PlanTierForm(forms.ModelForm):
         return rate
 
 
+class PlanTierFormSet(forms.BaseInlineFormSet):
+    """A plan's tiers: they scale the base RevShare (the tier basis is base RevShare ÷ base
+    rate, docs/commissions.md), so a plan with tiers needs a base rate above 0."""
+
+    def clean(self):
+        super().clean()
+        tiers = [
+            form
+            for form in self.forms
+            if form.cleaned_data and not form.cleaned_data.get("DELETE", False)
+        ]
+        if tiers and not self.instance.revshare_rate:
+            raise ValidationError(
+                "tiers need a base RevShare rate above 0: entries accrue at the base rate and "
+                "the close books the tier adjustment from them; set the rate or remove the tiers"
+            )
+
+
 class PlanAssignmentForm(forms.ModelForm):
     """Checks operator, currency and overlaps with a clear message before the service runs
     (the service checks again under the affiliate's lock)."""

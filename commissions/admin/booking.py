@@ -30,6 +30,7 @@ from ..forms import (
     PlanAssignmentForm,
     PlanAssignmentFormSet,
     PlanTierForm,
+    PlanTierFormSet,
 )
 from ..models import CommissionPlan, FxRate, LedgerEntry, PendingFx, PlanAssignment, PlanTier
 from ..services.booking import (
@@ -61,6 +62,7 @@ class _NoDelete:
 class PlanTierInline(OperatorScopedInline, admin.TabularInline):
     model = PlanTier
     form = PlanTierForm
+    formset = PlanTierFormSet
     extra = 0
 
 

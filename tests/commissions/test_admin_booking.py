@@ -8,7 +8,14 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from commissions.models import FxRate, LedgerEntry, LedgerKind, PendingFx, PlanAssignment
+from commissions.models import (
+    CommissionPlan,
+    FxRate,
+    LedgerEntry,
+    LedgerKind,
+    PendingFx,
+    PlanAssignment,
+)
 from revvvs.models import User
 from tests.commissions.factories import (
     CommissionPlanFactory,
@@ -279,3 +286,34 @@ def test_superuser_sees_every_operator(client, a, b):
     page = client.get("/admin/commissions/ledgerentry/").content.decode()
     assert "alpha-co" in page and "bravo-co" in page
     assert CommissionPlanFactory  # the factories module is importable for other tests
+
+
+@pytest.mark.parametrize("rate", ["", "0"])
+def test_a_plan_with_tiers_needs_a_base_revshare_rate(client_a, tenant, rate):
+    form = {
+        "name": "tiers without a rate",
+        "currency": "EUR",
+        "revshare_rate": rate,
+        "admin_fee_percent": "0",
+        "min_first_deposit": "0",
+        "min_total_deposits": "0",
+        "qualification_days": "30",
+        "clawback_days": "90",
+        "tier_basis": "ngr",
+        "tier_mode": "tiered",
+        "sub_affiliate_rate": "0",
+        "tiers-TOTAL_FORMS": "1",
+        "tiers-INITIAL_FORMS": "0",
+        "tiers-0-threshold": "1000",
+        "tiers-0-rate": "0.35",
+    }
+    response = client_a.post("/admin/commissions/commissionplan/add/", form)
+    assert response.status_code == 200
+    assert "tiers need a base RevShare rate above 0" in response.content.decode()
+    assert not CommissionPlan.objects.filter(name="tiers without a rate").exists()
+
+    form["revshare_rate"] = "0.25"
+    response = client_a.post("/admin/commissions/commissionplan/add/", form)
+    assert response.status_code == 302
+    plan = CommissionPlan.objects.get(name="tiers without a rate")
+    assert [(t.threshold, t.rate) for t in plan.tiers.all()] == [(Decimal("1000"), Decimal("0.35"))]
