@@ -216,8 +216,7 @@ class ClickBuffer:
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
-        self._pid = None
-        self._thread = None
+        self._pid = None  # the process whose flush thread runs
         self.dropped = 0
 
     def add(self, row: ClickRow) -> None:
@@ -284,8 +283,7 @@ class ClickBuffer:
 
     def _start(self) -> None:
         self._pid = os.getpid()
-        self._thread = threading.Thread(target=self._run, name="click-buffer", daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._run, name="click-buffer", daemon=True).start()
 
     def _run(self) -> None:
         backoff = self.interval

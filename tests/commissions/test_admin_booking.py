@@ -231,25 +231,27 @@ def test_assignments_inline_on_the_affiliate_page(client_a, a, b):
     assert "alpha-plan" in page and "bravo-plan" not in page
 
 
+def plan_form(**fields) -> dict:
+    """The plan admin's add form, with no tiers unless `fields` add them."""
+    return {
+        "admin_fee_percent": "0",
+        "min_first_deposit": "0",
+        "min_total_deposits": "0",
+        "qualification_days": "30",
+        "clawback_days": "90",
+        "tier_basis": "ngr",
+        "tier_mode": "tiered",
+        "sub_affiliate_rate": "0",
+        "tiers-TOTAL_FORMS": "0",
+        "tiers-INITIAL_FORMS": "0",
+        **fields,
+    }
+
+
 def test_plan_form_validates_rates_and_codes(client_a, tenant):
     response = client_a.post(
         "/admin/commissions/commissionplan/add/",
-        {
-            "name": "bad",
-            "currency": "EURO",
-            "cpa_countries": "GB, XX",
-            "revshare_rate": "1.5",
-            "admin_fee_percent": "0",
-            "min_first_deposit": "0",
-            "min_total_deposits": "0",
-            "qualification_days": "30",
-            "clawback_days": "90",
-            "tier_basis": "ngr",
-            "tier_mode": "tiered",
-            "sub_affiliate_rate": "0",
-            "tiers-TOTAL_FORMS": "0",
-            "tiers-INITIAL_FORMS": "0",
-        },
+        plan_form(name="bad", currency="EURO", cpa_countries="GB, XX", revshare_rate="1.5"),
     )
     page = response.content.decode()
     assert response.status_code == 200
@@ -290,23 +292,12 @@ def test_superuser_sees_every_operator(client, a, b):
 
 @pytest.mark.parametrize("rate", ["", "0"])
 def test_a_plan_with_tiers_needs_a_base_revshare_rate(client_a, tenant, rate):
-    form = {
-        "name": "tiers without a rate",
-        "currency": "EUR",
-        "revshare_rate": rate,
-        "admin_fee_percent": "0",
-        "min_first_deposit": "0",
-        "min_total_deposits": "0",
-        "qualification_days": "30",
-        "clawback_days": "90",
-        "tier_basis": "ngr",
-        "tier_mode": "tiered",
-        "sub_affiliate_rate": "0",
-        "tiers-TOTAL_FORMS": "1",
-        "tiers-INITIAL_FORMS": "0",
-        "tiers-0-threshold": "1000",
-        "tiers-0-rate": "0.35",
-    }
+    form = plan_form(
+        name="tiers without a rate",
+        currency="EUR",
+        revshare_rate=rate,
+        **{"tiers-TOTAL_FORMS": "1", "tiers-0-threshold": "1000", "tiers-0-rate": "0.35"},
+    )
     response = client_a.post("/admin/commissions/commissionplan/add/", form)
     assert response.status_code == 200
     assert "tiers need a base RevShare rate above 0" in response.content.decode()
