@@ -447,6 +447,8 @@ def players_get_or_create(
 ) -> dict[tuple[uuid.UUID, str], Player]:
     """The players named by (brand_id, external_ref), creating the unknown ones.
 
+    On PostgreSQL the players it creates are marked `created_in_this_transaction = True`.
+
     On PostgreSQL one statement in the steady state (a second one reads the players another
     request created concurrently); elsewhere two queries, three when some are new. The unique
     constraint on (brand, external_ref) settles concurrent creations."""
@@ -497,8 +499,8 @@ def _players_sql() -> tuple[str, str]:
         f"INSERT INTO {table} ({columns}) SELECT {columns} FROM w "
         f"WHERE NOT EXISTS (SELECT 1 FROM {table} p WHERE {match}) ORDER BY n "
         f"ON CONFLICT DO NOTHING RETURNING {selected}) "
-        f"SELECT {selected} FROM created "
-        f"UNION ALL SELECT {selected_p} FROM {table} p JOIN w ON {match}"
+        f"SELECT {selected}, true FROM created "
+        f"UNION ALL SELECT {selected_p}, false FROM {table} p JOIN w ON {match}"
     )
     select = f"SELECT {selected_p} FROM {table} p JOIN ({wanted}) w ON {match}"
     return get_or_create, select
@@ -518,8 +520,10 @@ def _players_get_or_create_postgresql(keys) -> dict[tuple[uuid.UUID, str], Playe
     found = {}
     with connection.cursor() as cursor:
         cursor.execute(get_or_create, sql.recordset_params(rows))
-        for row in cursor.fetchall():
+        for *row, created in cursor.fetchall():
             player = Player.from_db(connection.alias, attnames, row)
+            # No event can be stored for it before this transaction (commissions.events_book).
+            player.created_in_this_transaction = created
             found[(player.brand_id, player.external_ref)] = player
         if len(found) < len(keys):
             # Created by a concurrent request after this statement's snapshot was taken.

@@ -94,15 +94,34 @@ def instance(model, row, offset: int = 0):
 
 
 @functools.cache
-def _insert_sql(model) -> tuple[str, list]:
+def _insert_sql(model, unique_by: str | None = None) -> tuple[str, list]:
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
     columns = ", ".join(qn(f.column) for f in fields)
+    returning = qn(model._meta.pk.column)
+    conflict = ""
+    if unique_by is not None:
+        conflict = "ON CONFLICT DO NOTHING "
+        returning += f", {qn(model._meta.get_field(unique_by).column)}"
     statement = (
         f"INSERT INTO {qn(model._meta.db_table)} ({columns}) "
         f"SELECT {columns} FROM {recordset(fields, 'r')} ORDER BY n "
-        f"RETURNING {qn(model._meta.pk.column)}"
+        f"{conflict}RETURNING {returning}"
     )
     return statement, fields
+
+
+def _insert_rows(objs: list, fields) -> list[dict]:
+    rows = []
+    for obj in objs:
+        # As bulk_create: a foreign key to an object saved just before (a clawback's CPA).
+        obj._prepare_related_fields_for_save(operation_name="bulk_create")
+        rows.append({f.column: f.pre_save(obj, True) for f in fields})
+    return rows
+
+
+def _saved(obj, pk) -> None:
+    obj.pk = pk
+    obj._state.adding, obj._state.db = False, connection.alias
 
 
 def bulk_insert(objs: list) -> None:
@@ -113,17 +132,34 @@ def bulk_insert(objs: list) -> None:
         model.objects.bulk_create(objs)
         return
     statement, fields = _insert_sql(model)
-    rows = []
-    for obj in objs:
-        # As bulk_create: a foreign key to an object saved just before (a clawback's CPA).
-        obj._prepare_related_fields_for_save(operation_name="bulk_create")
-        rows.append({f.column: f.pre_save(obj, True) for f in fields})
     with connection.cursor() as cursor:
-        cursor.execute(statement, recordset_params(rows))
+        cursor.execute(statement, recordset_params(_insert_rows(objs, fields)))
         ids = [row[0] for row in cursor.fetchall()]
     for obj, pk in zip(objs, ids, strict=True):
-        obj.pk = pk
-        obj._state.adding, obj._state.db = False, connection.alias
+        _saved(obj, pk)
+
+
+def bulk_insert_unless_conflict(objs: list, *, unique_by: str) -> list:
+    """PostgreSQL only: `bulk_insert` with `ON CONFLICT DO NOTHING`, in one statement and no
+    savepoint. The rows a unique constraint refuses are left out; the objects inserted get
+    their primary key and are returned, the others keep none. `unique_by` is the field that
+    tells the objects apart (the value of each object's field must be unique in `objs`):
+    RETURNING brings it back with the primary key."""
+    model = type(objs[0])
+    statement, fields = _insert_sql(model, unique_by)
+    key = model._meta.get_field(unique_by)
+    by_key = {getattr(obj, key.attname): obj for obj in objs}
+    if len(by_key) != len(objs):
+        raise ValueError(f"{unique_by} must tell the objects apart")
+    with connection.cursor() as cursor:
+        cursor.execute(statement, recordset_params(_insert_rows(objs, fields)))
+        returned = cursor.fetchall()
+    inserted = []
+    for pk, value in returned:
+        obj = by_key[value]
+        _saved(obj, pk)
+        inserted.append(obj)
+    return inserted
 
 
 @functools.cache

@@ -107,17 +107,29 @@ def period_booking_floor(*, operator_id: int) -> date | None:
             .first()
         )
         return month_next(latest) if latest else None
+    statement, params = period_booking_floor_sql(operator_id=operator_id)
     with connection.cursor() as cursor:
-        # Two statements in one round trip: the read is a statement of its own, after the
-        # lock, so its snapshot sees a close the lock waited for. Plain SQL: this runs for
-        # every booking request, and building the ORM query cost more than running it.
-        cursor.execute(
-            f"SELECT pg_advisory_xact_lock_shared(%s, %s); {_latest_closed_sql()}",
-            [PERIOD_LOCK_NAMESPACE, operator_id, operator_id, PeriodStatus.CLOSED],
-        )
+        cursor.execute(statement, params)
         cursor.nextset()
-        latest = cursor.fetchone()[0]
-    return month_next(latest) if latest else None
+        return period_booking_floor_of(cursor.fetchone()[0])
+
+
+def period_booking_floor_sql(*, operator_id: int) -> tuple[str, list]:
+    """`period_booking_floor` as SQL (PostgreSQL) for a caller that sends it in the same
+    round trip as other statements: two statements, the lock and then the read, whose one
+    row is the latest closed month to pass to `period_booking_floor_of`.
+
+    The read is a statement of its own, after the lock, so its snapshot sees a close the
+    lock waited for. Plain SQL: this runs for every booking request, and building the ORM
+    query cost more than running it."""
+    return (
+        f"SELECT pg_advisory_xact_lock_shared(%s, %s); {_latest_closed_sql()}",
+        [PERIOD_LOCK_NAMESPACE, operator_id, operator_id, PeriodStatus.CLOSED],
+    )
+
+
+def period_booking_floor_of(latest_closed: date | None) -> date | None:
+    return month_next(latest_closed) if latest_closed else None
 
 
 @functools.cache

@@ -167,8 +167,8 @@ def test_booking_queries_do_not_grow_with_the_batch(tenant):
     small = _queries(tenant, _batch(tenant, 2, "small"))
     large = _queries(tenant, _batch(tenant, 20, "large"))
     assert LedgerEntry.objects.filter(kind="cpa").count() == 22
-    # The CPAs of a batch go in with one bulk insert inside one savepoint (the players are
-    # locked; the once-only constraint still decides should anything else race them).
+    # The CPAs of a batch go in with one bulk insert (the players are locked; the once-only
+    # constraint still decides should anything else race them).
     assert large == small
 
 
