@@ -248,16 +248,27 @@ def _money_of(row: dict) -> _Money:
     )
 
 
+@dataclass(frozen=True)
+class _Thresholds:
+    """What `_thresholds_met` found. Amounts without an FX rate were left out of `met`: the
+    first deposit and the first chargeback it could not convert say which."""
+
+    met: bool
+    unconverted_deposit: _Money | None = None
+    unconverted_chargeback: _Money | None = None
+
+
 def _thresholds_met(
     plan: CommissionPlan,
     registered_at: datetime,
     known: list[_Money],
     fx: FxTable,
     chargebacks_until: datetime | None = None,
-) -> bool:
+) -> _Thresholds:
     """First deposit ≥ min_first_deposit and deposits within qualification_days of the
     registration ≥ min_total_deposits, both net of chargebacks, in the plan currency.
-    Amounts without an FX rate are left out (their events wait as pending FX)."""
+    Amounts without an FX rate are left out of `met` and reported: whether the answer
+    stands without them is the caller's rule (_book_cpa, _book_clawback)."""
     deadline = registered_at + timedelta(days=plan.qualification_days)
 
     def plan_amount(m: _Money) -> Decimal | None:
@@ -265,6 +276,7 @@ def _thresholds_met(
         return None if conversion is None else conversion.amount
 
     first, total, charged_back = None, ZERO, []
+    unconverted_deposit = unconverted_chargeback = None
     for m in known:
         if m.event_type == EventType.CHARGEBACK:
             if chargebacks_until is None or m.event_time <= chargebacks_until:
@@ -274,14 +286,19 @@ def _thresholds_met(
             continue
         amount = plan_amount(m)
         if amount is None:
+            unconverted_deposit = unconverted_deposit or m
             continue
         total += amount
         if m.event_type == EventType.FIRST_DEPOSIT and (
             first is None or (m.event_time, m.idempotency_key) < first[0]
         ):
             first = ((m.event_time, m.idempotency_key), amount, m.idempotency_key)
+    for m in charged_back:
+        if plan_amount(m) is None:
+            unconverted_chargeback = m
+            break
     if first is None:
-        return False
+        return _Thresholds(False, unconverted_deposit, unconverted_chargeback)
     first_net = first[1]
     for m in charged_back:
         amount = plan_amount(m)
@@ -290,12 +307,13 @@ def _thresholds_met(
         total -= amount
         if m.deposit_key and m.deposit_key == first[2]:
             first_net -= amount
-    return (
+    met = (
         first_net > 0
         and first_net >= plan.min_first_deposit
         and total > 0
         and total >= plan.min_total_deposits
     )
+    return _Thresholds(met, unconverted_deposit, unconverted_chargeback)
 
 
 @functools.cache
@@ -365,7 +383,8 @@ class _Batch:
         self.periods = _Periods(operator_id)
         self.entries: list[LedgerEntry] = []
         self.once_entries: list[LedgerEntry] = []  # cpa / cpa_reversal: the constraint decides
-        self.pending: dict[uuid.UUID, tuple[Event, str]] = {}  # event id -> (event, to_currency)
+        # event id -> (event, the conversion it waits for: from_currency, to_currency, day)
+        self.pending: dict[uuid.UUID, tuple[Event, str, str, date]] = {}
         self.booked_event_ids: set[uuid.UUID] = set()
         # Rows read ahead by _prefetch (PostgreSQL), for _load_cpa_state and _load_ngr.
         self._cpa_rows: list | None = None
@@ -647,8 +666,11 @@ class _Batch:
             **extra,
         )
 
-    def _wait_for_fx(self, e: Event, to_currency: str) -> None:
-        self.pending[e.id] = (e, to_currency)
+    def _wait_for_fx(self, e: Event, to_currency: str, blocker: _Money | None = None) -> None:
+        """`e`'s effect waits for a rate: of its own amount, or of `blocker`'s, another
+        event's amount its decision needs."""
+        source = blocker or e
+        self.pending[e.id] = (e, source.currency, to_currency, utc_date(source.event_time))
 
     def _book_cpa(self, e: Event, plan: CommissionPlan) -> None:
         state, facts = self.cpa[e.player_id], self.facts[e.player_id]
@@ -664,7 +686,14 @@ class _Batch:
         if self.fx.convert(e.amount, e.currency, plan.currency, utc_date(e.event_time)) is None:
             self._wait_for_fx(e, plan.currency)
             return
-        if not _thresholds_met(plan, facts.registered_at, self._known(e.player_id), self.fx):
+        check = _thresholds_met(plan, facts.registered_at, self._known(e.player_id), self.fx)
+        if check.unconverted_chargeback is not None:
+            # A chargeback that cannot be converted may undo the qualification, and no one
+            # else decides for it (without a CPA it books nothing): wait for its rate. An
+            # unconverted deposit only adds, and waits as pending FX itself.
+            self._wait_for_fx(e, plan.currency, check.unconverted_chargeback)
+            return
+        if not check.met:
             return
         entry = self._entry(
             e,
@@ -696,7 +725,16 @@ class _Batch:
             self._wait_for_fx(e, plan.currency)
             return
         known = self._known(e.player_id)
-        if _thresholds_met(plan, facts.registered_at, known, self.fx, chargebacks_until=window_end):
+        check = _thresholds_met(
+            plan, facts.registered_at, known, self.fx, chargebacks_until=window_end
+        )
+        if check.unconverted_deposit is not None:
+            # A deposit that cannot be converted may keep the thresholds met; it booked
+            # nothing (the player had a CPA), so it waits for no rate: this chargeback does.
+            # (An unconverted chargeback is pending itself and decides when it is converted.)
+            self._wait_for_fx(e, plan.currency, check.unconverted_deposit)
+            return
+        if check.met:
             return
         self.once_entries.append(
             self._entry(
@@ -841,11 +879,11 @@ class _Batch:
                     PendingFx(
                         event_id=e.id,
                         operator_id=self.operator_id,
-                        from_currency=e.currency,
+                        from_currency=from_currency,
                         to_currency=to_currency,
-                        rate_date=utc_date(e.event_time),
+                        rate_date=rate_date,
                     )
-                    for e, to_currency in self.pending.values()
+                    for e, from_currency, to_currency, rate_date in self.pending.values()
                 ],
                 ignore_conflicts=True,
             )

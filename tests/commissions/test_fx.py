@@ -190,3 +190,103 @@ def test_import_rejects_what_is_not_an_ecb_csv(db, text, message):
 def test_import_command_reports_a_missing_file(db, tmp_path):
     with pytest.raises(CommandError, match="cannot read"):
         call_command("import_fx_rates", str(tmp_path / "nope.csv"))
+
+
+# --- A decision that needs another event's amount waits for that amount's rate -----------
+
+BASELINE = dict(
+    cpa_amount=Decimal("100"),
+    min_first_deposit=Decimal("10"),
+    min_total_deposits=Decimal("100"),
+    clawback_days=90,
+)
+
+
+def _cpa_net(player):
+    return total(player=player, kind__in=[LedgerKind.CPA, LedgerKind.CPA_REVERSAL])
+
+
+def test_a_clawback_waits_for_the_rate_of_a_deposit_that_may_keep_the_cpa(tenant):
+    affiliate, _ = deal(tenant, **BASELINE)
+    player = attributed_player(tenant, affiliate)
+    send(
+        tenant,
+        money(tenant, "first_deposit", "ftd", "60", when="2026-03-02T10:00:00Z"),
+        money(tenant, "deposit", "d1", "50", when="2026-03-03T10:00:00Z"),
+    )
+    assert _cpa_net(player) == Decimal("100")
+    # After the CPA a deposit books nothing, so nothing waits for its rate of its own.
+    send(
+        tenant,
+        money(tenant, "deposit", "dnok", "1000", currency="NOK", when="2026-03-04T10:00:00Z"),
+    )
+    assert not PendingFx.objects.exists()
+    send(
+        tenant,
+        money(
+            tenant,
+            "chargeback",
+            "cb",
+            "50",
+            when="2026-03-05T10:00:00Z",
+            deposit_idempotency_key="d1",
+        ),
+    )
+    # 60 + 50 + 1000 NOK − 50: not known to be below the baseline until NOK converts.
+    assert _cpa_net(player) == Decimal("100")
+    pending = PendingFx.objects.get()
+    assert pending.event.idempotency_key == "cb"
+    assert (pending.from_currency, pending.to_currency, pending.rate_date) == (
+        "NOK",
+        "EUR",
+        date(2026, 3, 4),
+    )
+    FxRateFactory(currency="NOK", date=date(2026, 3, 4), rate=Decimal("11.5"))
+    assert pending_fx_reprocess().applied == 1
+    assert _cpa_net(player) == Decimal("100")  # 60 + 86.96 ≥ 100: the CPA stands
+
+
+def test_the_waiting_clawback_claws_back_when_the_deposit_is_too_small(tenant):
+    affiliate, _ = deal(tenant, **BASELINE)
+    player = attributed_player(tenant, affiliate)
+    send(
+        tenant,
+        money(tenant, "first_deposit", "ftd", "60", when="2026-03-02T10:00:00Z"),
+        money(tenant, "deposit", "d1", "50", when="2026-03-03T10:00:00Z"),
+        money(tenant, "deposit", "dnok", "100", currency="NOK", when="2026-03-04T10:00:00Z"),
+        money(
+            tenant,
+            "chargeback",
+            "cb",
+            "50",
+            when="2026-03-05T10:00:00Z",
+            deposit_idempotency_key="d1",
+        ),
+    )
+    assert _cpa_net(player) == Decimal("100")
+    FxRateFactory(currency="NOK", date=date(2026, 3, 4), rate=Decimal("11.5"))
+    pending_fx_reprocess()
+    assert _cpa_net(player) == Decimal("0")  # 60 + 8.70 < 100: clawed back, once
+    assert pending_fx_reprocess().applied == 0
+    assert _cpa_net(player) == Decimal("0")
+
+
+def test_a_cpa_waits_for_the_rate_of_an_earlier_chargeback(tenant):
+    affiliate, _ = deal(tenant, **BASELINE)
+    player = attributed_player(tenant, affiliate)
+    send(
+        tenant,
+        money(tenant, "chargeback", "cb", "500", currency="NOK", when="2026-03-02T09:00:00Z"),
+    )
+    send(
+        tenant,
+        money(tenant, "first_deposit", "ftd", "60", when="2026-03-02T10:00:00Z"),
+        money(tenant, "deposit", "d1", "50", when="2026-03-03T10:00:00Z"),
+    )
+    # 110 EUR less 500 NOK: not known to reach the baseline until NOK converts.
+    assert _cpa_net(player) == Decimal("0")
+    assert set(PendingFx.objects.values_list("from_currency", flat=True)) == {"NOK"}
+    FxRateFactory(currency="NOK", date=date(2026, 3, 2), rate=Decimal("11.5"))
+    pending_fx_reprocess()
+    assert _cpa_net(player) == Decimal("0")  # 110 − 43.48 = 66.52 < 100: no CPA
+    assert PendingFx.objects.filter(resolved_at__isnull=True).count() == 0
