@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 
 from attribution.models import Affiliate, Player
 
-from .models import CommissionPlan, PlanAssignment
+from .models import CommissionPlan, LedgerEntry, PlanAssignment
 from .services.booking import plan_assignment_validate
 
 CURRENCIES = frozenset(c.alpha_3 for c in pycountry.currencies)
@@ -41,6 +41,16 @@ class CommissionPlanForm(forms.ModelForm):
         currency = self.cleaned_data["currency"].strip().upper()
         if currency not in CURRENCIES:
             raise ValidationError(f"'{currency}' is not an ISO 4217 currency code, e.g. EUR")
+        plan = self.instance
+        if plan.pk and currency != plan.currency and _plan_in_use(plan):
+            # An affiliate is paid in one currency (plan_assignment_validate checks it at
+            # assignment); a plan's new currency would split its affiliates' ledgers, and
+            # their statements could not be built (period_close refuses mixed currencies).
+            raise ValidationError(
+                f"the plan is assigned or has booked entries in {plan.currency}; its currency "
+                f"cannot change. Create a plan in {currency} and assign it from the date it "
+                "should apply (ending this plan's assignments the day before)"
+            )
         return currency
 
     def clean_cpa_countries(self):
@@ -77,6 +87,13 @@ class CommissionPlanForm(forms.ModelForm):
             if data.get(name) is not None and data[name] < 0:
                 self.add_error(name, "must not be negative")
         return data
+
+
+def _plan_in_use(plan: CommissionPlan) -> bool:
+    return (
+        PlanAssignment.objects.filter(plan=plan).exists()
+        or LedgerEntry.objects.filter(plan=plan).exists()
+    )
 
 
 class PlanTierForm(forms.ModelForm):

@@ -308,3 +308,47 @@ def test_a_plan_with_tiers_needs_a_base_revshare_rate(client_a, tenant, rate):
     assert response.status_code == 302
     plan = CommissionPlan.objects.get(name="tiers without a rate")
     assert [(t.threshold, t.rate) for t in plan.tiers.all()] == [(Decimal("1000"), Decimal("0.35"))]
+
+
+def test_an_assigned_plan_s_currency_cannot_change(client_a, tenant):
+    affiliate, plan = deal(tenant, cpa_amount=Decimal("50"))
+    url = f"/admin/commissions/commissionplan/{plan.pk}/change/"
+    fields = plan_form(name=plan.name, cpa_amount="50")
+    response = client_a.post(url, {**fields, "currency": "USD"})
+    assert response.status_code == 200
+    assert "its currency cannot change" in response.content.decode()
+    plan.refresh_from_db()
+    assert plan.currency == "EUR"
+    # Any other change of the plan is still allowed, and so is the currency of a plan in no
+    # use.
+    assert client_a.post(url, {**fields, "currency": "EUR", "name": "renamed"}).status_code == 302
+    unused = CommissionPlanFactory(operator=tenant.operator, currency="EUR")
+    unused_url = f"/admin/commissions/commissionplan/{unused.pk}/change/"
+    assert client_a.post(unused_url, {**plan_form(name="u"), "currency": "USD"}).status_code == 302
+    unused.refresh_from_db()
+    assert unused.currency == "USD"
+
+
+def test_an_affiliate_s_payout_currency_cannot_leave_its_plans(client_a, tenant):
+    affiliate, plan = deal(tenant, cpa_amount=Decimal("50"))
+    page = client_a.get(f"/admin/attribution/affiliate/{affiliate.pk}/change/")
+    assert page.status_code == 200
+    form = page.context["adminform"].form
+    data = {
+        name: ("" if value is None else value)
+        for name, value in form.initial.items()
+        if name in form.fields and name != "password"
+    }
+    for formset in page.context["inline_admin_formsets"]:
+        management = formset.formset.management_form
+        data.update({f"{management.prefix}-{k}": v for k, v in management.initial.items()})
+        for inline_form in formset.formset.forms:
+            for name in inline_form.fields:
+                value = inline_form[name].value()
+                data[inline_form.add_prefix(name)] = "" if value is None else value
+    data["payout_currency"] = "USD"
+    response = client_a.post(f"/admin/attribution/affiliate/{affiliate.pk}/change/", data)
+    assert response.status_code == 200
+    assert "the plan pays in EUR but the affiliate is paid in USD" in response.content.decode()
+    affiliate.refresh_from_db()
+    assert affiliate.payout_currency == "EUR"
