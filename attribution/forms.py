@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 
 from .models import Affiliate, PromoCode, TrackingLink
 from .selectors import affiliates_for_reassignment
-from .services import PROMO_CODE_RE, landing_url_clean
+from .services import PROMO_CODE_RE, affiliate_currency_check, landing_url_clean
 
 
 class AffiliateAdminForm(forms.ModelForm):
@@ -52,6 +52,16 @@ class AffiliateAdminForm(forms.ModelForm):
                 )
             if self.instance.pk and referrer.pk == self.instance.pk:
                 self.add_error("referrer", "an affiliate cannot be their own referrer")
+        if cleaned.get("payout_currency") and not self.errors:
+            try:
+                affiliate_currency_check(
+                    affiliate_id=self.instance.pk,
+                    payout_currency=cleaned["payout_currency"],
+                    referrer=referrer,
+                )
+            except ValidationError as exc:
+                for name, errors in exc.message_dict.items():
+                    self.add_error(name, errors)
         return cleaned
 
 

@@ -62,7 +62,9 @@ AFFILIATE_PROFILE_FIELDS = (
 )
 
 
-def _referrer_check(*, operator_id: int, referrer: Affiliate | None, affiliate_id=None) -> None:
+def _referrer_check(
+    *, operator_id: int, referrer: Affiliate | None, affiliate_id=None, payout_currency: str
+) -> None:
     if referrer is None:
         return
     if referrer.operator_id != operator_id:
@@ -71,6 +73,42 @@ def _referrer_check(*, operator_id: int, referrer: Affiliate | None, affiliate_i
         )
     if affiliate_id is not None and referrer.pk == affiliate_id:
         raise ValidationError({"referrer": "an affiliate cannot be their own referrer"})
+    affiliate_currency_check(
+        affiliate_id=affiliate_id, payout_currency=payout_currency, referrer=referrer
+    )
+
+
+def affiliate_currency_check(
+    *, affiliate_id: int | None, payout_currency: str, referrer: Affiliate | None
+) -> None:
+    """A referrer's sub-affiliate share books into its own statement, in one currency: an
+    affiliate, its referrer and its referrals are paid in the same currency.
+
+    Raises:
+        ValidationError: on `referrer` or `payout_currency`, saying which affiliates differ.
+    """
+    if referrer is not None and referrer.payout_currency != payout_currency:
+        raise ValidationError(
+            {
+                "referrer": f"{referrer.email} is paid in {referrer.payout_currency} and this "
+                f"affiliate in {payout_currency}; a referrer earns its share in its own "
+                "currency, so both must be paid in the same one"
+            }
+        )
+    if affiliate_id is None:
+        return
+    others = sorted(
+        Affiliate.objects.filter(referrer_id=affiliate_id)
+        .exclude(payout_currency=payout_currency)
+        .values_list("email", flat=True)[:4]
+    )
+    if others:
+        raise ValidationError(
+            {
+                "payout_currency": f"this affiliate refers {', '.join(others)}, paid in another "
+                f"currency; a referrer is paid in its referrals' currency"
+            }
+        )
 
 
 def affiliate_create(
@@ -101,7 +139,13 @@ def affiliate_create(
         raise ValidationError({"email": "enter a valid email address"}) from None
     if status not in AffiliateStatus.values:
         raise ValidationError({"status": f"must be one of: {', '.join(AffiliateStatus.values)}"})
-    _referrer_check(operator_id=operator.pk, referrer=referrer)
+    _referrer_check(
+        operator_id=operator.pk,
+        referrer=referrer,
+        payout_currency=profile.get(
+            "payout_currency", Affiliate._meta.get_field("payout_currency").default
+        ),
+    )
     profile.setdefault("minimum_payout", Decimal(0))
 
     with transaction.atomic():
@@ -142,12 +186,20 @@ def affiliate_update(*, affiliate: Affiliate, referrer=..., **profile) -> Affili
     if unknown:
         raise ValidationError(f"unknown affiliate fields: {', '.join(sorted(unknown))}")
     fields = list(profile)
+    payout_currency = profile.get("payout_currency", affiliate.payout_currency)
     if referrer is not ...:
         _referrer_check(
-            operator_id=affiliate.operator_id, referrer=referrer, affiliate_id=affiliate.pk
+            operator_id=affiliate.operator_id,
+            referrer=referrer,
+            affiliate_id=affiliate.pk,
+            payout_currency=payout_currency,
         )
         affiliate.referrer = referrer
         fields.append("referrer")
+    elif payout_currency != affiliate.payout_currency:
+        affiliate_currency_check(
+            affiliate_id=affiliate.pk, payout_currency=payout_currency, referrer=affiliate.referrer
+        )
     for name, value in profile.items():
         setattr(affiliate, name, value)
     if fields:

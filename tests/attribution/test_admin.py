@@ -392,3 +392,23 @@ def test_superuser_cannot_give_an_affiliate_a_referrer_of_another_operator(clien
     assert response.status_code == 200
     assert "referrer" in response.context["adminform"].form.errors
     assert not Affiliate.objects.filter(email="cross@partner.example").exists()
+
+
+def test_an_affiliate_page_refuses_a_referrer_paid_in_another_currency(manager_client, a):
+    referrer = AffiliateFactory(operator=a.tenant.operator, payout_currency="USD")
+    response = manager_client.post(
+        "/admin/attribution/affiliate/add/",
+        {
+            "email": "cur@partner.example",
+            "status": "pending",
+            "payout_currency": "EUR",
+            "minimum_payout": "0",
+            "referrer": referrer.pk,
+            **inline_management("links"),
+            **inline_management("promo_codes"),
+        },
+    )
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "both must be paid in the same one" in str(errors["referrer"])
+    assert not Affiliate.objects.filter(email="cur@partner.example").exists()

@@ -64,6 +64,31 @@ def test_referrer_must_be_of_the_same_operator(tenant, other_tenant):
     assert referred.referrer_id == own.pk
 
 
+def test_an_affiliate_and_its_referrer_are_paid_in_the_same_currency(tenant):
+    referrer = AffiliateFactory(operator=tenant.operator, payout_currency="USD")
+    with pytest.raises(ValidationError, match="both must be paid in the same one"):
+        services.affiliate_create(
+            operator=tenant.operator, email="eur@y.example", referrer=referrer
+        )  # the default payout currency, EUR
+    referred = services.affiliate_create(
+        operator=tenant.operator, email="usd@y.example", referrer=referrer, payout_currency="USD"
+    )
+    with pytest.raises(ValidationError, match="both must be paid in the same one"):
+        services.affiliate_update(affiliate=referred, payout_currency="EUR")
+    with pytest.raises(ValidationError, match="refers usd@y.example"):
+        services.affiliate_update(affiliate=referrer, payout_currency="EUR")
+    other = AffiliateFactory(operator=tenant.operator, payout_currency="EUR")
+    with pytest.raises(ValidationError, match="both must be paid in the same one"):
+        services.affiliate_update(affiliate=other, referrer=referrer)
+    referred.refresh_from_db()
+    referrer.refresh_from_db()
+    assert (referred.payout_currency, referrer.payout_currency) == ("USD", "USD")
+    # Together they may change: the referral first, once it has no referrer.
+    services.affiliate_update(affiliate=referred, referrer=None, payout_currency="EUR")
+    services.affiliate_update(affiliate=referrer, payout_currency="EUR")
+    assert Affiliate.objects.get(pk=referrer.pk).payout_currency == "EUR"
+
+
 def test_status_transitions(tenant):
     affiliate = AffiliateFactory(operator=tenant.operator, status=AffiliateStatus.PENDING)
     before = affiliate.status_changed_at
