@@ -33,6 +33,7 @@ from ..services.periods import (
     PeriodError,
     StatementTransitionError,
     period_close,
+    periods_to_close_record,
     statement_approve,
     statement_mark_paid,
 )
@@ -114,6 +115,11 @@ class PeriodAdmin(OperatorOwnedAdmin):
         ]
 
     def changelist_view(self, request, extra_context=None):
+        # The ended months with entries are listed (open) beside the closed ones, so that the
+        # action below can close them; a month without entries closes on the "Close a
+        # month" page.
+        if request.method == "GET" and self.has_view_permission(request):
+            periods_to_close_record(operator_id=user_operator_id(request.user))
         extra_context = {**(extra_context or {}), "can_close": self.has_close_permission(request)}
         return super().changelist_view(request, extra_context)
 

@@ -594,6 +594,33 @@ def _build_statements(
     return built + len(batch)
 
 
+def periods_to_close_record(*, operator_id: int | None, now: datetime | None = None) -> int:
+    """Record an open `Period` row for every ended month that has ledger entries and no row
+    yet, for the operator (None: every operator), so that the admin lists the months there
+    are to close, beside the closed ones. Returns how many rows it added.
+
+    A row only names a month: `period_close` creates it too when it is missing, and nothing
+    else reads an open row."""
+    current = month_start((now or timezone.now()).astimezone(UTC).date())
+    months = LedgerEntry.objects.filter(period__lt=current)
+    if operator_id is not None:
+        months = months.filter(operator_id=operator_id)
+    wanted = set(months.order_by().values_list("operator_id", "period").distinct())
+    if not wanted:
+        return 0
+    known = set(
+        Period.objects.filter(operator_id__in={o for o, _ in wanted}).values_list(
+            "operator_id", "month"
+        )
+    )
+    missing = sorted(wanted - known)
+    Period.objects.bulk_create(
+        [Period(operator_id=o, month=m, status=PeriodStatus.OPEN) for o, m in missing],
+        ignore_conflicts=True,
+    )
+    return len(missing)
+
+
 def period_close(
     *,
     operator: Operator,

@@ -348,3 +348,28 @@ def test_csv_action_zips_several_statements_of_own_operator_only(setup, client_o
             f"statement-2026-04-affiliate-{affiliate.pk}.csv",
         ]
     )
+
+
+def test_the_periods_page_lists_the_ended_months_to_close_and_its_action_closes_them(
+    client_of,
+):
+    """Without a row made by hand: the ended months with entries are listed, open, and the
+    action closes the one selected, in order; the other operator's months are not listed."""
+    mine, theirs = OperatorFactory(), OperatorFactory()
+    affiliate, plan = affiliate_on_plan(mine)
+    entry(affiliate, LedgerKind.CPA, "100", plan=plan)
+    their_affiliate, their_plan = affiliate_on_plan(theirs)
+    entry(their_affiliate, LedgerKind.CPA, "100", plan=their_plan)
+    client = client_of(manager_of(mine))
+
+    page = client.get(PERIODS)
+    listed = list(page.context["cl"].result_list)
+    assert [(p.operator, p.month, p.status) for p in listed] == [(mine, MARCH, PeriodStatus.OPEN)]
+    assert not Period.objects.filter(operator=theirs).exists()
+    client.get(PERIODS)  # listing again adds nothing
+    assert Period.objects.filter(operator=mine).count() == 1
+
+    client.post(PERIODS, {"action": "close_selected", "_selected_action": [listed[0].pk]})
+
+    assert Period.objects.get(operator=mine).status == PeriodStatus.CLOSED
+    assert statement_of(affiliate).net_payable == Decimal("100")
