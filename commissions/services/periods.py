@@ -19,7 +19,7 @@ from decimal import Decimal
 from itertools import islice
 
 from django.db import connection, transaction
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
+from django.db.models import Case, Exists, OuterRef, Q, QuerySet, Sum, Value, When
 from django.utils import timezone
 
 from attribution.models import Affiliate
@@ -411,6 +411,33 @@ def _figures(state: _AffiliateState) -> Figures:
     )
 
 
+def _qualified_cpa_counts(operator: Operator, month: date, affiliate_ids) -> dict[int, int]:
+    """The CPA-count tier basis: per affiliate, the CPAs the month credits it, net: +1 for a
+    `cpa` entry, −1 for a `cpa_reversal` (a clawback undoes one), ±1 for a CPA moved to or
+    from it by a reassignment (`reattribution` of a CPA, by the sign of its amount); never
+    below 0. CPAs count where their commission is booked, as the NGR basis does."""
+    moved_cpa = Q(kind=LedgerKind.REATTRIBUTION, reattributed_kind=LedgerKind.CPA)
+    rows = (
+        LedgerEntry.objects.filter(operator=operator, period=month, affiliate_id__in=affiliate_ids)
+        .filter(Q(kind__in=[LedgerKind.CPA, LedgerKind.CPA_REVERSAL]) | moved_cpa)
+        .values("affiliate_id")
+        .annotate(
+            n=Sum(
+                Case(
+                    When(kind=LedgerKind.CPA, then=Value(1)),
+                    When(kind=LedgerKind.CPA_REVERSAL, then=Value(-1)),
+                    When(moved_cpa & Q(amount__gt=0), then=Value(1)),
+                    When(moved_cpa & Q(amount__lt=0), then=Value(-1)),
+                    default=Value(0),
+                )
+            )
+        )
+        .order_by()
+        .values_list("affiliate_id", "n")
+    )
+    return {affiliate_id: max(n, 0) for affiliate_id, n in rows}
+
+
 def _book_tier_adjustments(
     operator: Operator, month: date, plans: dict[int, CommissionPlan]
 ) -> int:
@@ -434,15 +461,7 @@ def _book_tier_adjustments(
             for row in chunk
             if plans[row["plan_id"]].tier_basis == TierBasis.CPA_COUNT
         }
-        cpa_counts = dict(
-            LedgerEntry.objects.filter(
-                operator=operator, period=month, kind=LedgerKind.CPA, affiliate_id__in=count_ids
-            )
-            .values("affiliate_id")
-            .annotate(n=Count("id"))
-            .order_by()
-            .values_list("affiliate_id", "n")
-        )
+        cpa_counts = _qualified_cpa_counts(operator, month, count_ids)
         entries = []
         for row in chunk:
             plan = plans[row["plan_id"]]

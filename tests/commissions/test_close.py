@@ -159,6 +159,34 @@ def test_cpa_count_tiers(operator, mode, cpas, adjustment):
     assert tier_adjustments(affiliate) == ([Decimal(adjustment)] if adjustment else [])
 
 
+def test_the_cpa_count_basis_is_net_of_clawbacks_and_follows_reassigned_cpas(operator):
+    """3 CPAs reach the tier, but one was clawed back in the month and one moved to another
+    affiliate by a reassignment: 1 qualified CPA, below the tier. The affiliate it moved to
+    counts it: with its own 2 CPAs, 3, and its tier applies."""
+    tiers = [("3", "0.30")]
+    affiliate, plan = affiliate_on_plan(
+        operator, tier_basis="cpa_count", tier_mode="tiered", tiers=tiers, cpa_amount=Decimal("10")
+    )
+    other, other_plan = affiliate_on_plan(
+        operator, tier_basis="cpa_count", tier_mode="tiered", tiers=tiers, cpa_amount=Decimal("10")
+    )
+    for _ in range(3):
+        entry(affiliate, CPA, "10", plan=plan)
+    entry(affiliate, LedgerKind.CPA_REVERSAL, "-10", plan=plan)
+    kind_extra = {"reattributed_kind": CPA}
+    entry(affiliate, LedgerKind.REATTRIBUTION, "-10", plan=plan, **kind_extra)
+    entry(other, LedgerKind.REATTRIBUTION, "10", plan=other_plan, **kind_extra)
+    for _ in range(2):
+        entry(other, CPA, "10", plan=other_plan)
+    for a, p in ((affiliate, plan), (other, other_plan)):
+        entry(a, REVSHARE, "250", plan=p)
+
+    close(operator)
+
+    assert tier_adjustments(affiliate) == []
+    assert tier_adjustments(other) == [Decimal("50")]
+
+
 def test_tier_adjustment_is_quantized_decimal(operator):
     affiliate, plan = affiliate_on_plan(
         operator, revshare_rate=Decimal("0.3"), tier_mode="ladder", tiers=[("1000", "0.35")]
