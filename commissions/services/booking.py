@@ -276,7 +276,7 @@ def _thresholds_met(
         return None if conversion is None else conversion.amount
 
     first, total, charged_back = None, ZERO, []
-    unconverted_deposit = unconverted_chargeback = None
+    unconverted_deposit = None
     for m in known:
         if m.event_type == EventType.CHARGEBACK:
             if chargebacks_until is None or m.event_time <= chargebacks_until:
@@ -293,15 +293,12 @@ def _thresholds_met(
             first is None or (m.event_time, m.idempotency_key) < first[0]
         ):
             first = ((m.event_time, m.idempotency_key), amount, m.idempotency_key)
-    for m in charged_back:
-        if plan_amount(m) is None:
-            unconverted_chargeback = m
-            break
+    charged = [(m, plan_amount(m)) for m in charged_back]
+    unconverted_chargeback = next((m for m, amount in charged if amount is None), None)
     if first is None:
         return _Thresholds(False, unconverted_deposit, unconverted_chargeback)
     first_net = first[1]
-    for m in charged_back:
-        amount = plan_amount(m)
+    for m, amount in charged:
         if amount is None:
             continue
         total -= amount

@@ -623,7 +623,17 @@ def periods_to_close_record(*, operator_id: int | None, now: datetime | None = N
     current = month_start((now or timezone.now()).astimezone(UTC).date())
     months = LedgerEntry.objects.filter(period__lt=current)
     if operator_id is not None:
+        # Past the latest closed month only: the index on (operator, period) then reads the
+        # entries of the months still to close, not the operator's whole ledger.
         months = months.filter(operator_id=operator_id)
+        floor = period_booking_floor_of(
+            Period.objects.filter(operator_id=operator_id, status=PeriodStatus.CLOSED)
+            .order_by("-month")
+            .values_list("month", flat=True)
+            .first()
+        )
+        if floor is not None:
+            months = months.filter(period__gte=floor)
     wanted = set(months.order_by().values_list("operator_id", "period").distinct())
     if not wanted:
         return 0

@@ -14,7 +14,13 @@ from django.utils import timezone
 from commissions.models import LedgerKind, Period, PeriodStatus, Statement, StatementStatus
 from commissions.services.periods import period_close
 from events.models import Event
-from tests.commissions.period_factories import MARCH, affiliate_on_plan, entry, statement_of
+from tests.commissions.period_factories import (
+    APRIL,
+    MARCH,
+    affiliate_on_plan,
+    entry,
+    statement_of,
+)
 from tests.factories import (
     BrandFactory,
     ManagerFactory,
@@ -373,3 +379,19 @@ def test_the_periods_page_lists_the_ended_months_to_close_and_its_action_closes_
 
     assert Period.objects.get(operator=mine).status == PeriodStatus.CLOSED
     assert statement_of(affiliate).net_payable == Decimal("100")
+
+
+def test_after_a_close_the_periods_page_lists_the_next_ended_month(client_of):
+    operator = OperatorFactory()
+    affiliate, plan = affiliate_on_plan(operator)
+    entry(affiliate, LedgerKind.CPA, "100", plan=plan)
+    client = client_of(manager_of(operator))
+    (march,) = client.get(PERIODS).context["cl"].result_list
+    client.post(PERIODS, {"action": "close_selected", "_selected_action": [march.pk]})
+    entry(affiliate, LedgerKind.CPA, "50", plan=plan, period=APRIL)  # e.g. a late event
+
+    listed = client.get(PERIODS).context["cl"].result_list
+    assert sorted((p.month, p.status) for p in listed) == [
+        (MARCH, PeriodStatus.CLOSED),
+        (APRIL, PeriodStatus.OPEN),
+    ]

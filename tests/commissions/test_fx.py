@@ -206,14 +206,28 @@ def _cpa_net(player):
     return total(player=player, kind__in=[LedgerKind.CPA, LedgerKind.CPA_REVERSAL])
 
 
-def test_a_clawback_waits_for_the_rate_of_a_deposit_that_may_keep_the_cpa(tenant):
+def _baseline_player(tenant):
     affiliate, _ = deal(tenant, **BASELINE)
-    player = attributed_player(tenant, affiliate)
-    send(
-        tenant,
+    return attributed_player(tenant, affiliate)
+
+
+def _qualifying(tenant):
+    """60 + 50 EUR: the BASELINE's CPA (100) on the second deposit."""
+    return [
         money(tenant, "first_deposit", "ftd", "60", when="2026-03-02T10:00:00Z"),
         money(tenant, "deposit", "d1", "50", when="2026-03-03T10:00:00Z"),
+    ]
+
+
+def _chargeback_of_d1(tenant):
+    return money(
+        tenant, "chargeback", "cb", "50", when="2026-03-05T10:00:00Z", deposit_idempotency_key="d1"
     )
+
+
+def test_a_clawback_waits_for_the_rate_of_a_deposit_that_may_keep_the_cpa(tenant):
+    player = _baseline_player(tenant)
+    send(tenant, *_qualifying(tenant))
     assert _cpa_net(player) == Decimal("100")
     # After the CPA a deposit books nothing, so nothing waits for its rate of its own.
     send(
@@ -221,17 +235,7 @@ def test_a_clawback_waits_for_the_rate_of_a_deposit_that_may_keep_the_cpa(tenant
         money(tenant, "deposit", "dnok", "1000", currency="NOK", when="2026-03-04T10:00:00Z"),
     )
     assert not PendingFx.objects.exists()
-    send(
-        tenant,
-        money(
-            tenant,
-            "chargeback",
-            "cb",
-            "50",
-            when="2026-03-05T10:00:00Z",
-            deposit_idempotency_key="d1",
-        ),
-    )
+    send(tenant, _chargeback_of_d1(tenant))
     # 60 + 50 + 1000 NOK − 50: not known to be below the baseline until NOK converts.
     assert _cpa_net(player) == Decimal("100")
     pending = PendingFx.objects.get()
@@ -247,21 +251,12 @@ def test_a_clawback_waits_for_the_rate_of_a_deposit_that_may_keep_the_cpa(tenant
 
 
 def test_the_waiting_clawback_claws_back_when_the_deposit_is_too_small(tenant):
-    affiliate, _ = deal(tenant, **BASELINE)
-    player = attributed_player(tenant, affiliate)
+    player = _baseline_player(tenant)
     send(
         tenant,
-        money(tenant, "first_deposit", "ftd", "60", when="2026-03-02T10:00:00Z"),
-        money(tenant, "deposit", "d1", "50", when="2026-03-03T10:00:00Z"),
+        *_qualifying(tenant),
         money(tenant, "deposit", "dnok", "100", currency="NOK", when="2026-03-04T10:00:00Z"),
-        money(
-            tenant,
-            "chargeback",
-            "cb",
-            "50",
-            when="2026-03-05T10:00:00Z",
-            deposit_idempotency_key="d1",
-        ),
+        _chargeback_of_d1(tenant),
     )
     assert _cpa_net(player) == Decimal("100")
     FxRateFactory(currency="NOK", date=date(2026, 3, 4), rate=Decimal("11.5"))
@@ -272,17 +267,12 @@ def test_the_waiting_clawback_claws_back_when_the_deposit_is_too_small(tenant):
 
 
 def test_a_cpa_waits_for_the_rate_of_an_earlier_chargeback(tenant):
-    affiliate, _ = deal(tenant, **BASELINE)
-    player = attributed_player(tenant, affiliate)
+    player = _baseline_player(tenant)
     send(
         tenant,
         money(tenant, "chargeback", "cb", "500", currency="NOK", when="2026-03-02T09:00:00Z"),
     )
-    send(
-        tenant,
-        money(tenant, "first_deposit", "ftd", "60", when="2026-03-02T10:00:00Z"),
-        money(tenant, "deposit", "d1", "50", when="2026-03-03T10:00:00Z"),
-    )
+    send(tenant, *_qualifying(tenant))
     # 110 EUR less 500 NOK: not known to reach the baseline until NOK converts.
     assert _cpa_net(player) == Decimal("0")
     assert set(PendingFx.objects.values_list("from_currency", flat=True)) == {"NOK"}
