@@ -97,8 +97,10 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=3, help="warm-up seconds before each mode")
     parser.add_argument(
         "--modes",
-        default="batch,single,raw",
-        help="comma-separated, run in this order: batch, single, raw (the PostgreSQL ceiling)",
+        default="batch,single,raw,raw-single",
+        help="comma-separated, run in this order: batch, single, raw (the PostgreSQL ceiling "
+        "of 100-row inserts), raw-single (the same with one row per transaction, the "
+        "ceiling of single events)",
     )
     parser.add_argument(
         "--history-players",
@@ -125,7 +127,7 @@ def main() -> int:
     parser.add_argument("--json-out", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    if unknown := set(modes) - {"batch", "single", "raw"}:
+    if unknown := set(modes) - {"batch", "single", "raw", "raw-single"}:
         parser.error(f"unknown modes: {', '.join(sorted(unknown))}")
     # A plain `kill` ends the run through the same clean-up as Ctrl-C: gunicorn is stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -173,13 +175,15 @@ def main() -> int:
             meter = CpuMeter(server_pid=server_proc.pid, database_url=database_url)
             for mode in api_modes:
                 results[mode] = api_measure(mode=mode, fixture=fixture, args=args, meter=meter)
-    if "raw" in modes:
-        results["raw"] = raw_measure(
-            database_url=database_url,
-            fixture=fixture,
-            duration=args.duration,
-            processes=args.connections,
-        )
+    for mode, rows in (("raw", BATCH_SIZE), ("raw-single", 1)):
+        if mode in modes:
+            results[mode] = raw_measure(
+                database_url=database_url,
+                fixture=fixture,
+                duration=args.duration,
+                processes=args.connections,
+                rows_per_statement=rows,
+            )
     results["load_after"] = round(os.getloadavg()[0], 2)
     ok = report(results)
     if args.json_out:
@@ -496,10 +500,13 @@ RAW_PAYLOAD = {
 }
 
 
-def raw_measure(*, database_url: str, fixture: dict, duration: int, processes: int) -> dict:
-    """rows/s of 100-row INSERT ... ON CONFLICT DO NOTHING into events_event from
-    `processes` processes, each in autocommit (one transaction per statement, as the API
-    commits once per request)."""
+def raw_measure(
+    *, database_url: str, fixture: dict, duration: int, processes: int, rows_per_statement: int
+) -> dict:
+    """rows/s of `rows_per_statement`-row INSERT ... ON CONFLICT DO NOTHING into events_event
+    from `processes` processes, each in autocommit (one transaction per statement, as the API
+    commits once per request). 100 rows is the ceiling of batches; 1 row, that of single
+    events (PostgreSQL storing the event row alone, with none of the API's other work)."""
     from django.db import connection
 
     from attribution.models import Player
@@ -526,7 +533,7 @@ def raw_measure(*, database_url: str, fixture: dict, duration: int, processes: i
     counter = ctx.Value("q", 0)
     start_at = time.time() + 1.0
     print(
-        f"raw: {processes} processes x 100-row INSERT ... ON CONFLICT DO NOTHING "
+        f"raw: {processes} processes x {rows_per_statement}-row INSERT ... ON CONFLICT DO NOTHING "
         f"for {duration} s ...",
         flush=True,
     )
@@ -543,6 +550,7 @@ def raw_measure(*, database_url: str, fixture: dict, duration: int, processes: i
                 start_at,
                 duration,
                 counter,
+                rows_per_statement,
             ),
         )
         for n in range(processes)
@@ -564,6 +572,7 @@ def raw_measure(*, database_url: str, fixture: dict, duration: int, processes: i
     print(f"raw: {rows_per_s:,.0f} rows/s ({statements} statements, {stored} rows)", flush=True)
     return {
         "processes": processes,
+        "rows_per_statement": rows_per_statement,
         "seconds": duration,
         "statements": statements,
         "rows": stored,
@@ -572,7 +581,16 @@ def raw_measure(*, database_url: str, fixture: dict, duration: int, processes: i
 
 
 def _raw_worker(
-    database_url, operator_id, api_key_id, player_rows, extras, prefix, start_at, duration, counter
+    database_url,
+    operator_id,
+    api_key_id,
+    player_rows,
+    extras,
+    prefix,
+    start_at,
+    duration,
+    counter,
+    rows_per_statement,
 ):
     import random
 
@@ -583,7 +601,7 @@ def _raw_worker(
     row_sql = "(" + ",".join(["%s"] * len(columns)) + ")"
     sql = (
         f"INSERT INTO events_event ({','.join(columns)}) VALUES "
-        + ",".join([row_sql] * BATCH_SIZE)
+        + ",".join([row_sql] * rows_per_statement)
         + " ON CONFLICT DO NOTHING"
     )
     extra_values = list(extras.values())
@@ -597,7 +615,7 @@ def _raw_worker(
         while time.time() < deadline:
             params = []
             now = datetime.now(UTC)
-            for _ in range(BATCH_SIZE):
+            for _ in range(rows_per_statement):
                 n += 1
                 brand_id, player_id = player_rows[rng.randrange(len(player_rows))]
                 key = f"{prefix}-{n}"
@@ -653,12 +671,19 @@ def report(results: dict) -> bool:
         )
         ok = ok and not r["check"]["problems"]
     raw = results.get("raw")
-    if raw:
-        print(f"raw PG  {raw['processes']:>6}{raw['rows_per_s']:>11,.0f}  (100-row INSERT, rows/s)")
-    if raw and "batch" in results:
-        ratio = results["batch"]["events_per_s"] / raw["rows_per_s"] if raw["rows_per_s"] else 0
-        results["batch_over_raw"] = round(ratio, 3)
-        print(f"batch API / raw PostgreSQL ceiling: {ratio:.1%}")
+    for name, api_mode, label in (
+        ("raw", "batch", "100-row INSERT"),
+        ("raw-single", "single", "1-row INSERT"),
+    ):
+        raw = results.get(name)
+        if not raw:
+            continue
+        print(f"{name:<10}{raw['processes']:>4}{raw['rows_per_s']:>11,.0f}  ({label}, rows/s)")
+        if api_mode in results:
+            api = results[api_mode]["events_per_s"]
+            ratio = api / raw["rows_per_s"] if raw["rows_per_s"] else 0
+            results[f"{api_mode}_over_{name.replace('-', '_')}"] = round(ratio, 3)
+            print(f"{api_mode} API / {name} PostgreSQL ceiling: {ratio:.1%}")
     print("targets:")
     if "batch" in results:
         value = results["batch"]["events_per_s"]
