@@ -82,10 +82,13 @@ def affiliate_currency_check(
     *, affiliate_id: int | None, payout_currency: str, referrer: Affiliate | None
 ) -> None:
     """A referrer's sub-affiliate share books into its own statement, in one currency: an
-    affiliate, its referrer and its referrals are paid in the same currency.
+    affiliate, its referrer and its referrals are paid in the same currency. An existing
+    affiliate's currency changes only once nothing open is in the old one (the commission
+    side's `payout_currency_change_check`).
 
     Raises:
-        ValidationError: on `referrer` or `payout_currency`, saying which affiliates differ.
+        ValidationError: on `referrer` or `payout_currency`, saying which affiliates differ
+            or what is still open in the old currency.
     """
     if referrer is not None and referrer.payout_currency != payout_currency:
         raise ValidationError(
@@ -97,6 +100,11 @@ def affiliate_currency_check(
         )
     if affiliate_id is None:
         return
+    stored = Affiliate.objects.filter(pk=affiliate_id).values_list("payout_currency", flat=True)
+    if stored and stored[0] != payout_currency:
+        from commissions.services.periods import payout_currency_change_check
+
+        payout_currency_change_check(affiliate_id=affiliate_id, currency=payout_currency)
     others = sorted(
         Affiliate.objects.filter(referrer_id=affiliate_id)
         .exclude(payout_currency=payout_currency)

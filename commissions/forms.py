@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 
 from attribution.models import Affiliate, Player
 
-from .models import CommissionPlan, LedgerEntry, PlanAssignment
+from .models import CommissionPlan, LedgerEntry, LedgerKind, PlanAssignment
 from .services.booking import plan_assignment_validate
 
 CURRENCIES = frozenset(c.alpha_3 for c in pycountry.currencies)
@@ -70,7 +70,22 @@ class CommissionPlanForm(forms.ModelForm):
         return value
 
     def clean_revshare_rate(self):
-        return self._fraction("revshare_rate")
+        rate = self._fraction("revshare_rate")
+        plan = self.instance
+        if (
+            plan.pk
+            and rate is not None
+            and rate != plan.revshare_rate
+            and LedgerEntry.objects.filter(plan=plan, kind=LedgerKind.REVSHARE).exists()
+        ):
+            # The close reads a month's NGR back from its RevShare entries (amount ÷ base
+            # rate) for the tiers; entries booked at the old rate would be read at the new.
+            raise ValidationError(
+                f"the plan has RevShare booked at {plan.revshare_rate}; its rate cannot change. "
+                "Create a plan with the new rate and assign it from the date it should apply "
+                "(ending this plan's assignments the day before)"
+            )
+        return rate
 
     def clean_sub_affiliate_rate(self):
         return self._fraction("sub_affiliate_rate")
@@ -97,6 +112,15 @@ def _plan_in_use(plan: CommissionPlan) -> bool:
 
 
 class PlanTierForm(forms.ModelForm):
+    def clean_threshold(self):
+        threshold = self.cleaned_data["threshold"]
+        if threshold < 0:
+            raise ValidationError(
+                "a threshold is a monthly NGR or a CPA count from 0 up: below the lowest "
+                "threshold the base rate applies"
+            )
+        return threshold
+
     def clean_rate(self):
         rate = self.cleaned_data["rate"]
         if not (Decimal(0) <= rate <= Decimal(1)):

@@ -66,7 +66,10 @@ class PlanTier(models.Model):
     class Meta:
         ordering = ["plan", "threshold"]
         constraints = [
-            models.UniqueConstraint(fields=["plan", "threshold"], name="tier_unique_threshold")
+            models.UniqueConstraint(fields=["plan", "threshold"], name="tier_unique_threshold"),
+            models.CheckConstraint(
+                condition=models.Q(threshold__gte=0), name="tier_threshold_not_negative"
+            ),
         ]
 
     def __str__(self):

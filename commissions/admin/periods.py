@@ -7,7 +7,7 @@ admin only parses, calls a service and renders: the rules are in commissions.ser
 import csv
 import io
 import zipfile
-from datetime import date, datetime
+from datetime import date
 
 from django import forms
 from django.contrib import admin, messages
@@ -32,6 +32,7 @@ from ..period_selectors import STATEMENT_AMOUNTS, admin_index_figures, statement
 from ..services.periods import (
     PeriodError,
     StatementTransitionError,
+    month_parse,
     period_close,
     periods_to_close_record,
     statement_approve,
@@ -61,11 +62,10 @@ class ClosePeriodForm(forms.Form):
             del self.fields["operator"]
 
     def clean_month(self) -> date:
-        value = self.cleaned_data["month"].strip()
         try:
-            return datetime.strptime(value, "%Y-%m").date()
-        except ValueError:
-            raise forms.ValidationError("Give the month as YYYY-MM, e.g. 2026-03.") from None
+            return month_parse(self.cleaned_data["month"])
+        except ValueError as exc:
+            raise forms.ValidationError(f"{str(exc)[0].upper()}{str(exc)[1:]}.") from None
 
     def operator_to_close(self) -> Operator:
         return self.cleaned_data.get("operator") or self.user.operator

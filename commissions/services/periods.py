@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from itertools import islice
+from itertools import groupby, islice
 
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Case, Exists, OuterRef, Q, QuerySet, Sum, Value, When
 from django.utils import timezone
@@ -71,6 +72,24 @@ class CloseResult:
 
 
 # --- months -------------------------------------------------------------------------------
+
+# The months a period can be: wide enough for any operator's history, narrow enough that the
+# month before and the month after exist (date.min and date.max would overflow).
+MONTH_MIN = date(1970, 1, 1)
+MONTH_MAX = date(9998, 12, 1)
+
+
+def month_parse(value: str) -> date:
+    """The first day of the month `value` ("YYYY-MM"); ValueError with a message to show."""
+    try:
+        month = datetime.strptime(value.strip(), "%Y-%m").date()
+    except ValueError:
+        raise ValueError(f"bad month {value!r}: give it as YYYY-MM, e.g. 2026-03") from None
+    if not MONTH_MIN <= month <= MONTH_MAX:
+        raise ValueError(
+            f"bad month {value!r}: a period is a month from {MONTH_MIN:%Y-%m} to {MONTH_MAX:%Y-%m}"
+        )
+    return month
 
 
 def month_start(day: date) -> date:
@@ -213,25 +232,32 @@ def tier_adjustment_compute(
     mode: str,
     basis: str,
     cpa_count: int = 0,
+    monthly_ngr: Decimal | None = None,
 ) -> Decimal:
     """Tier commission minus the base-rate RevShare already booked, for one affiliate-plan.
 
-    `revshare_booked` is the month's base-rate RevShare R; the commissionable NGR (after the
-    admin fee) is C = R / base_rate. The basis is C (NGR) or the month's CPA count. Below the
-    lowest threshold the base rate applies. `tiered`: the whole C at the reached tier's rate.
-    `ladder`: each band of the basis at its own rate (for a CPA-count basis, C at the
-    count-weighted average rate of the bands).
+    `revshare_booked` is the plan's RevShare R for the month (base rate, after the admin
+    fee); the plan's commissionable NGR is C = R / base_rate. The basis is the affiliate's
+    month, over all its plans: its commissionable NGR (`monthly_ngr`, C when not given) or
+    its qualified CPA count. Below the lowest threshold the base rate applies (a tier with
+    threshold 0 replaces it). `tiered`: C at the reached tier's rate. `ladder`: C at the
+    average rate of the bands, each band of the basis at its own rate (with one plan and
+    the NGR basis, exactly Σ rate × band).
     """
     if not base_rate or not tiers or revshare_booked <= 0:
         return ZERO
     commissionable = revshare_booked / base_rate
-    amount = commissionable if basis == TierBasis.NGR else Decimal(cpa_count)
-    if amount <= 0:
-        return ZERO
+    if basis == TierBasis.NGR:
+        amount = commissionable if monthly_ngr is None else monthly_ngr
+    else:
+        amount = Decimal(cpa_count)
+    if amount < 0:
+        return ZERO  # a negative month stays at the base rate
     bands = sorted(tiers)
     if bands[0][0] > 0:
         bands.insert(0, (ZERO, base_rate))
-    if mode == TierMode.TIERED:
+    if mode == TierMode.TIERED or amount == 0:
+        # At 0 (no CPA yet) the ladder's first band is the rate: the same as tiered.
         rate = base_rate
         for threshold, tier_rate in bands:
             if amount >= threshold:
@@ -244,11 +270,74 @@ def tier_adjustment_compute(
             break
         top = amount if upper is None else min(amount, upper)
         weighted += rate * (top - lower)
-    if basis == TierBasis.NGR:
+    if amount == commissionable:
         commission = weighted
     else:
         commission = commissionable * weighted / amount
     return quantize(commission - revshare_booked)
+
+
+# --- payout currency -----------------------------------------------------------------------
+
+
+def payout_currency_change_check(*, affiliate_id: int, currency: str) -> None:
+    """An affiliate's payout currency may change only when nothing still to be paid is in
+    another one: no entry in a month not yet closed, no balance carried by its last
+    statement, no plan assignment in force or to come. A statement is in one currency, and
+    the close refuses an affiliate whose month mixes two (the ledger being append-only, such
+    a month could never be closed).
+
+    Raises:
+        ValidationError: on `payout_currency`, saying what is open in which currency.
+    """
+    affiliate = Affiliate.objects.only("operator_id").get(pk=affiliate_id)
+    latest_closed = (
+        Period.objects.filter(operator_id=affiliate.operator_id, status=PeriodStatus.CLOSED)
+        .order_by("-month")
+        .values_list("month", flat=True)
+        .first()
+    )
+    open_entries = LedgerEntry.objects.filter(affiliate_id=affiliate_id).exclude(currency=currency)
+    if latest_closed:
+        open_entries = open_entries.filter(period__gt=latest_closed)
+    problems = []
+    entry = open_entries.order_by("period").values_list("currency", "period").first()
+    if entry:
+        problems.append(
+            f"it has {entry[0]} entries in {entry[1]:%Y-%m}, not yet closed (close the month, "
+            "then change the currency)"
+        )
+    last = (
+        Statement.objects.filter(affiliate_id=affiliate_id)
+        .order_by("-period__month")
+        .only("currency", "carryover_out", "rollover_out", "period__month")
+        .select_related("period")
+        .first()
+    )
+    if last and last.currency != currency and (last.carryover_out or last.rollover_out):
+        problems.append(
+            f"its {last.period.month:%Y-%m} statement carries a {last.currency} balance "
+            f"(carryover {last.carryover_out}, rollover {last.rollover_out}); settle it with a "
+            f"manual adjustment in {last.currency} first"
+        )
+    today = timezone.now().date()
+    plans = sorted(
+        PlanAssignment.objects.filter(affiliate_id=affiliate_id)
+        .filter(Q(valid_to__isnull=True) | Q(valid_to__gte=today))
+        .exclude(plan__currency=currency)
+        .values_list("plan__name", "plan__currency")
+        .distinct()
+    )
+    if plans:
+        names = ", ".join(f"{name} ({plan_currency})" for name, plan_currency in plans)
+        problems.append(f"it is assigned {names}; end those assignments first")
+    if problems:
+        raise ValidationError(
+            {
+                "payout_currency": f"the payout currency cannot change to {currency}: "
+                + "; ".join(problems)
+            }
+        )
 
 
 # --- the close ----------------------------------------------------------------------------
@@ -321,25 +410,25 @@ def _plans(operator: Operator) -> dict[int, CommissionPlan]:
 
 
 def _month_end_plans(
-    affiliate_ids: list[int], last_day: date, plans: dict[int, CommissionPlan]
+    affiliate_ids: list[int], month: date, plans: dict[int, CommissionPlan]
 ) -> dict[int, CommissionPlan]:
-    """Each affiliate's plan in force on the month's last day: the all-brands assignment
-    first, then the latest `valid_from`, then the oldest assignment."""
-    chosen: dict[int, CommissionPlan] = {}
+    """Each affiliate's plan of the month: the one in force on its last day (the all-brands
+    assignment first, then the latest `valid_from`, then the oldest assignment); for an
+    affiliate whose assignments all ended during the month, the one that ended last (same
+    order on a tie), so that its carryover and offset rules still apply to the month."""
+    last_day = month_next(month) - timedelta(days=1)
     assignments = (
         PlanAssignment.objects.filter(affiliate_id__in=affiliate_ids, valid_from__lte=last_day)
-        .filter(Q(valid_to__isnull=True) | Q(valid_to__gte=last_day))
-        .order_by("affiliate_id", "-valid_from", "id")
-        .values_list("affiliate_id", "plan_id", "brand_id")
+        .filter(Q(valid_to__isnull=True) | Q(valid_to__gte=month))
+        .values_list("affiliate_id", "plan_id", "brand_id", "valid_from", "valid_to", "id")
     )
-    has_all_brands: set[int] = set()
-    for affiliate_id, plan_id, brand_id in assignments:
-        if brand_id is None and affiliate_id not in has_all_brands:
-            chosen[affiliate_id] = plans[plan_id]
-            has_all_brands.add(affiliate_id)
-        elif affiliate_id not in chosen:
-            chosen[affiliate_id] = plans[plan_id]
-    return chosen
+    best: dict[int, tuple] = {}
+    for affiliate_id, plan_id, brand_id, valid_from, valid_to, pk in assignments:
+        ends = last_day if valid_to is None or valid_to >= last_day else valid_to
+        rank = (ends, brand_id is None, valid_from, -pk)
+        if affiliate_id not in best or rank > best[affiliate_id][0]:
+            best[affiliate_id] = (rank, plans[plan_id])
+    return {affiliate_id: plan for affiliate_id, (_, plan) in best.items()}
 
 
 def _previous_statements(operator: Operator, month: date) -> QuerySet:
@@ -373,7 +462,6 @@ def _states(
     progress: Callable[[], None],
 ) -> Iterator[_AffiliateState]:
     """Each in-scope affiliate with its period totals, last statement and month-end plan."""
-    last_day = month_next(month) - timedelta(days=1)
     for chunk in _chunks(_affiliates_in_scope(operator, month).iterator(CHUNK_SIZE), CHUNK_SIZE):
         ids = [affiliate.pk for affiliate in chunk]
         states = {affiliate.pk: _AffiliateState(affiliate) for affiliate in chunk}
@@ -392,7 +480,7 @@ def _states(
             state.previous = statement
             if statement.carryover_out or statement.rollover_out:
                 state.currencies.add(statement.currency)
-        for affiliate_id, plan in _month_end_plans(ids, last_day, plans).items():
+        for affiliate_id, plan in _month_end_plans(ids, month, plans).items():
             states[affiliate_id].plan = plan
         yield from states.values()
         progress(len(chunk))
@@ -441,61 +529,92 @@ def _qualified_cpa_counts(operator: Operator, month: date, affiliate_ids) -> dic
 def _book_tier_adjustments(
     operator: Operator, month: date, plans: dict[int, CommissionPlan]
 ) -> int:
-    """One `revshare_tier_adjustment` per affiliate and plan whose tiers change the month."""
-    tiered = [plan.pk for plan in plans.values() if plan.revshare_rate and plan.tiers.all()]
+    """One `revshare_tier_adjustment` per affiliate and plan whose tiers change the month.
+
+    The tier basis is the affiliate's month over all its plans (a plan change mid-month
+    keeps the month's NGR whole); each tiered plan's adjustment is on its own RevShare."""
+    tiered = {plan.pk for plan in plans.values() if plan.revshare_rate and plan.tiers.all()}
     if not tiered:
         return 0
     last_day = month_next(month) - timedelta(days=1)
+    with_tiers = LedgerEntry.objects.filter(
+        operator=operator,
+        period=month,
+        kind=LedgerKind.REVSHARE,
+        plan_id__in=tiered,
+        affiliate_id=OuterRef("affiliate_id"),
+    )
     rows = (
-        LedgerEntry.objects.filter(
-            operator=operator, period=month, kind=LedgerKind.REVSHARE, plan_id__in=tiered
-        )
+        LedgerEntry.objects.filter(operator=operator, period=month, kind=LedgerKind.REVSHARE)
+        .filter(Exists(with_tiers))
         .values("affiliate_id", "plan_id", "currency")
         .annotate(total=Sum("amount"))
         .order_by("affiliate_id", "plan_id", "currency")
     )
     booked = 0
-    for chunk in _chunks(rows.iterator(CHUNK_SIZE), CHUNK_SIZE):
+    # Each group is read whole before the next: groupby's groups share one iterator.
+    by_affiliate = (
+        (affiliate_id, list(group))
+        for affiliate_id, group in groupby(
+            rows.iterator(CHUNK_SIZE), key=lambda row: row["affiliate_id"]
+        )
+    )
+    for chunk in _chunks(by_affiliate, CHUNK_SIZE):
         count_ids = {
-            row["affiliate_id"]
-            for row in chunk
-            if plans[row["plan_id"]].tier_basis == TierBasis.CPA_COUNT
+            affiliate_id
+            for affiliate_id, group in chunk
+            if any(
+                row["plan_id"] in tiered and plans[row["plan_id"]].tier_basis == TierBasis.CPA_COUNT
+                for row in group
+            )
         }
         cpa_counts = _qualified_cpa_counts(operator, month, count_ids)
         entries = []
-        for row in chunk:
-            plan = plans[row["plan_id"]]
-            tiers = [(tier.threshold, tier.rate) for tier in plan.tiers.all()]
-            cpa_count = cpa_counts.get(row["affiliate_id"], 0)
-            adjustment = tier_adjustment_compute(
-                revshare_booked=row["total"],
-                base_rate=plan.revshare_rate,
-                tiers=tiers,
-                mode=plan.tier_mode,
-                basis=plan.tier_basis,
-                cpa_count=cpa_count,
+        for affiliate_id, group in chunk:
+            # The affiliate's commissionable NGR of the month, over all its plans.
+            monthly_ngr = sum(
+                (
+                    row["total"] / plans[row["plan_id"]].revshare_rate
+                    for row in group
+                    if row["plan_id"] in plans and plans[row["plan_id"]].revshare_rate
+                ),
+                ZERO,
             )
-            if not adjustment:
-                continue
-            basis = (
-                f"NGR after admin fee {quantize(row['total'] / plan.revshare_rate)}"
-                if plan.tier_basis == TierBasis.NGR
-                else f"{cpa_count} qualified CPA"
-            )
-            entries.append(
-                LedgerEntry(
-                    operator=operator,
-                    affiliate_id=row["affiliate_id"],
-                    kind=LedgerKind.REVSHARE_TIER_ADJUSTMENT,
-                    amount=adjustment,
-                    currency=row["currency"],
-                    period=month,
-                    activity_date=last_day,
-                    plan=plan,
-                    memo=f"{month:%Y-%m} tiers ({plan.tier_mode}) on {basis}: RevShare "
-                    f"{row['total']} at base rate {plan.revshare_rate}",
+            cpa_count = cpa_counts.get(affiliate_id, 0)
+            for row in group:
+                if row["plan_id"] not in tiered:
+                    continue
+                plan = plans[row["plan_id"]]
+                adjustment = tier_adjustment_compute(
+                    revshare_booked=row["total"],
+                    base_rate=plan.revshare_rate,
+                    tiers=[(tier.threshold, tier.rate) for tier in plan.tiers.all()],
+                    mode=plan.tier_mode,
+                    basis=plan.tier_basis,
+                    cpa_count=cpa_count,
+                    monthly_ngr=monthly_ngr,
                 )
-            )
+                if not adjustment:
+                    continue
+                basis = (
+                    f"the month's NGR after admin fee {quantize(monthly_ngr)}"
+                    if plan.tier_basis == TierBasis.NGR
+                    else f"{cpa_count} qualified CPA"
+                )
+                entries.append(
+                    LedgerEntry(
+                        operator=operator,
+                        affiliate_id=affiliate_id,
+                        kind=LedgerKind.REVSHARE_TIER_ADJUSTMENT,
+                        amount=adjustment,
+                        currency=row["currency"],
+                        period=month,
+                        activity_date=last_day,
+                        plan=plan,
+                        memo=f"{month:%Y-%m} tiers ({plan.tier_mode}) on {basis}: RevShare "
+                        f"{row['total']} at base rate {plan.revshare_rate}",
+                    )
+                )
         LedgerEntry.objects.bulk_create(entries)
         booked += len(entries)
     return booked
@@ -518,7 +637,7 @@ def _book_sub_affiliate(
     def flush():
         nonlocal booked
         referrer_plans = _month_end_plans(
-            sorted({referrer_id for referrer_id, _, _ in pending}), last_day, plans
+            sorted({referrer_id for referrer_id, _, _ in pending}), month, plans
         )
         entries = []
         for referrer_id, state, base in pending:
@@ -677,6 +796,10 @@ def period_close(
     """
     operator_access_check(user=user, operator_id=operator.pk, what="this period")
     month = month_start(month)
+    if not MONTH_MIN <= month <= MONTH_MAX:
+        raise PeriodError(
+            f"{month:%Y-%m} is not a period: months run from {MONTH_MIN:%Y-%m} to {MONTH_MAX:%Y-%m}"
+        )
     ends_at = month_end_utc(month)
     if (now or timezone.now()) < ends_at:
         raise PeriodNotEnded(

@@ -349,6 +349,8 @@ def test_an_affiliate_s_payout_currency_cannot_leave_its_plans(client_a, tenant)
     data["payout_currency"] = "USD"
     response = client_a.post(f"/admin/attribution/affiliate/{affiliate.pk}/change/", data)
     assert response.status_code == 200
-    assert "the plan pays in EUR but the affiliate is paid in USD" in response.content.decode()
+    page = response.content.decode()
+    assert "the payout currency cannot change to USD" in page
+    assert f"it is assigned {plan.name} (EUR); end those assignments first" in page
     affiliate.refresh_from_db()
     assert affiliate.payout_currency == "EUR"

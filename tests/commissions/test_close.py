@@ -204,16 +204,20 @@ def test_tier_adjustment_is_quantized_decimal(operator):
         assert isinstance(value, Decimal) and value.as_tuple().exponent == -4
 
 
-def test_tiers_are_per_plan_and_use_only_the_period_entries(operator):
+def test_tiers_reach_on_the_affiliates_month_and_pay_per_plan_on_the_period_entries(operator):
     affiliate, plan = affiliate_on_plan(operator, tiers=[("1000", "0.30")])
-    other_plan = PlanFactory(operator=operator, tiers=[("1000", "0.40")])
-    entry(affiliate, REVSHARE, "250", plan=plan)  # NGR 1,000 on plan: 30 %
-    entry(affiliate, REVSHARE, "200", plan=other_plan)  # NGR 800 on other_plan: no tier
+    other_plan = PlanFactory(operator=operator, tiers=[("2000", "0.40")])
+    untiered = PlanFactory(operator=operator)
+    entry(affiliate, REVSHARE, "250", plan=plan)  # NGR 1,000 on plan
+    entry(affiliate, REVSHARE, "200", plan=other_plan)  # NGR 800 on other_plan
+    entry(affiliate, REVSHARE, "50", plan=untiered)  # NGR 200 on a plan without tiers
     entry(affiliate, REVSHARE, "5000", plan=plan, period=APRIL)
 
     close(operator)
 
-    assert tier_adjustments(affiliate) == [Decimal("50")]
+    # The affiliate's March NGR is 2,000: each plan's own tiers at that basis, on its own
+    # RevShare: 1,000 × 30 % − 250 = 50 and 800 × 40 % − 200 = 120; April is not counted.
+    assert sorted(tier_adjustments(affiliate)) == [Decimal("50"), Decimal("120")]
 
 
 # --- negative carryover and CPA offset ----------------------------------------------------

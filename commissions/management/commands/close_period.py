@@ -1,20 +1,18 @@
 import json
-from datetime import date, datetime
+from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
 
 from commissions.period_selectors import statement_as_dict
-from commissions.services.periods import PeriodError, period_close
+from commissions.services.periods import PeriodError, month_parse, period_close
 from revvvs.models import Operator
 
 
 def _month(value: str) -> date:
     try:
-        return datetime.strptime(value, "%Y-%m").date()
-    except ValueError:
-        raise CommandError(
-            f"bad month {value!r}: give it as YYYY-MM, e.g. close_period 2026-03"
-        ) from None
+        return month_parse(value)
+    except ValueError as exc:
+        raise CommandError(f"{exc} (close_period YYYY-MM)") from None
 
 
 class Command(BaseCommand):
