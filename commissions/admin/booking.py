@@ -355,12 +355,19 @@ class PendingFxAdmin(OperatorScopedAdmin):
     @admin.action(description="Reprocess selected events (apply the FX rate when it exists)")
     def reprocess(self, request, queryset):
         operator_id = user_operator_id(request.user)
+        ids = list(queryset.filter(resolved_at__isnull=True).values_list("pk", flat=True))
+        if not ids:
+            # Nothing waiting among the selection (a staff user without an operator sees
+            # none: user_operator_id is then an id no operator has).
+            self.message_user(request, "None of the selected events is waiting for a rate.")
+            return
         scope = None
         if operator_id is not None:
             from revvvs.models import Operator
 
-            scope = Operator.objects.get(pk=operator_id)
-        ids = list(queryset.filter(resolved_at__isnull=True).values_list("pk", flat=True))
+            scope = Operator.objects.filter(pk=operator_id).first()
+            if scope is None:
+                return
         result = pending_fx_reprocess(operator=scope, pending_ids=ids)
         self.message_user(
             request,

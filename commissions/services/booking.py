@@ -210,9 +210,18 @@ class _Facts:
     status: str
     country: str
     registered_at: datetime | None
+    status_event_time: datetime | None  # of the player_status event that set `status`
 
 
-_FACTS = ("id", "affiliate_id", "brand_id", "status", "country", "registered_at")
+_FACTS = (
+    "id",
+    "affiliate_id",
+    "brand_id",
+    "status",
+    "country",
+    "registered_at",
+    "status_event_time",
+)
 
 
 @functools.cache
@@ -256,6 +265,10 @@ class _Thresholds:
     met: bool
     unconverted_deposit: _Money | None = None
     unconverted_chargeback: _Money | None = None
+    # Not met whatever the missing rates: the converted first deposit, net of its
+    # chargebacks, misses its minimum, and no unconverted first deposit could replace it
+    # (a later deposit only adds to the total).
+    unmet_in_any_case: bool = False
 
 
 def _thresholds_met(
@@ -277,12 +290,14 @@ def _thresholds_met(
 
     first, total, charged_back = None, ZERO, []
     unconverted_deposit = None
+    outside_window: set[str] = set()  # keys of deposits after the window: they never counted
     for m in known:
         if m.event_type == EventType.CHARGEBACK:
             if chargebacks_until is None or m.event_time <= chargebacks_until:
                 charged_back.append(m)
             continue
         if m.event_time > deadline:
+            outside_window.add(m.idempotency_key)
             continue
         amount = plan_amount(m)
         if amount is None:
@@ -293,10 +308,16 @@ def _thresholds_met(
             first is None or (m.event_time, m.idempotency_key) < first[0]
         ):
             first = ((m.event_time, m.idempotency_key), amount, m.idempotency_key)
+    # A chargeback naming a deposit made after the window takes back money that never
+    # counted toward the thresholds; one naming no deposit (or an unknown one) counts.
+    charged_back = [m for m in charged_back if m.deposit_key not in outside_window]
     charged = [(m, plan_amount(m)) for m in charged_back]
     unconverted_chargeback = next((m for m, amount in charged if amount is None), None)
+    no_first_to_come = (
+        unconverted_deposit is None or unconverted_deposit.event_type != EventType.FIRST_DEPOSIT
+    )
     if first is None:
-        return _Thresholds(False, unconverted_deposit, unconverted_chargeback)
+        return _Thresholds(False, unconverted_deposit, unconverted_chargeback, no_first_to_come)
     first_net = first[1]
     for m, amount in charged:
         if amount is None:
@@ -304,13 +325,10 @@ def _thresholds_met(
         total -= amount
         if m.deposit_key and m.deposit_key == first[2]:
             first_net -= amount
-    met = (
-        first_net > 0
-        and first_net >= plan.min_first_deposit
-        and total > 0
-        and total >= plan.min_total_deposits
-    )
-    return _Thresholds(met, unconverted_deposit, unconverted_chargeback)
+    first_met = first_net > 0 and first_net >= plan.min_first_deposit
+    met = first_met and total > 0 and total >= plan.min_total_deposits
+    unmet_in_any_case = not first_met and no_first_to_come
+    return _Thresholds(met, unconverted_deposit, unconverted_chargeback, unmet_in_any_case)
 
 
 @functools.cache
@@ -386,6 +404,8 @@ class _Batch:
         # Rows read ahead by _prefetch (PostgreSQL), for _load_cpa_state and _load_ngr.
         self._cpa_rows: list | None = None
         self._ngr_rows: list | None = None
+        # player id -> its player_status events [(event_time, status)], read when needed.
+        self._status_history: dict[int, list[tuple[datetime, str]]] = {}
 
     # Loading ---------------------------------------------------------------------------
 
@@ -663,6 +683,30 @@ class _Batch:
             **extra,
         )
 
+    def _status_at(self, e: Event) -> str:
+        """The player's status when `e` happened: that of its latest `player_status` event
+        up to `e`'s time. The stored status, unless a later-dated change set it (then the
+        player's status events are read, once per player and batch), so that the answer
+        depends neither on when the booking runs (a pending FX rate) nor on batching."""
+        facts = self.facts[e.player_id]
+        if facts.status_event_time is None or facts.status_event_time <= e.event_time:
+            return facts.status
+        history = self._status_history.get(e.player_id)
+        if history is None:
+            rows = (
+                Event.objects.filter(player_id=e.player_id, event_type=EventType.PLAYER_STATUS)
+                .order_by("event_time", "received_at", "idempotency_key")
+                .values_list("event_time", "payload")
+            )
+            history = [(event_time, payload["status"]) for event_time, payload in rows]
+            self._status_history[e.player_id] = history
+        status = PlayerStatus.ACTIVE
+        for event_time, value in history:
+            if event_time > e.event_time:
+                break
+            status = value
+        return status
+
     def _wait_for_fx(self, e: Event, to_currency: str, blocker: _Money | None = None) -> None:
         """`e`'s effect waits for a rate: of its own amount, or of `blocker`'s, another
         event's amount its decision needs."""
@@ -673,8 +717,8 @@ class _Batch:
         state, facts = self.cpa[e.player_id], self.facts[e.player_id]
         if state.has_cpa or facts.registered_at is None:
             return
-        if facts.status in EXCLUDED_STATUSES:
-            return
+        if self._status_at(e) in EXCLUDED_STATUSES:
+            return  # as of the qualifying event: a later change neither gives nor takes it
         countries = plan_countries(plan)
         if countries and facts.country.upper() not in countries:
             return
@@ -725,7 +769,7 @@ class _Batch:
         check = _thresholds_met(
             plan, facts.registered_at, known, self.fx, chargebacks_until=window_end
         )
-        if check.unconverted_deposit is not None:
+        if check.unconverted_deposit is not None and not check.unmet_in_any_case:
             # A deposit that cannot be converted may keep the thresholds met; it booked
             # nothing (the player had a CPA), so it waits for no rate: this chargeback does.
             # (An unconverted chargeback is pending itself and decides when it is converted.)
@@ -882,7 +926,11 @@ class _Batch:
                     )
                     for e, from_currency, to_currency, rate_date in self.pending.values()
                 ],
-                ignore_conflicts=True,
+                # An event waiting again (its deposits replayed after a reassignment) reopens
+                # its row, resolved meanwhile (nothing to book while the player was organic).
+                update_conflicts=True,
+                unique_fields=["event"],
+                update_fields=["from_currency", "to_currency", "rate_date", "resolved_at"],
             )
 
 
