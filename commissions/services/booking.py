@@ -18,7 +18,7 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from attribution.models import Affiliate, Player, PlayerStatus
@@ -1032,13 +1032,43 @@ def pending_fx_reprocess(*, operator=None, pending_ids=None) -> ReprocessResult:
                 by_operator[row.operator_id].append(row.event)
             waiting: set[uuid.UUID] = set()
             for operator_id, events in by_operator.items():
-                events.sort(key=lambda e: (e.event_time, e.idempotency_key))
+                events += _deposits_arrived_after(events)
+                # As if each rate had been there: in the order the events arrived, each
+                # deposit seeing only what arrived before it (the later ones are in the run).
+                events.sort(key=lambda e: (e.received_at, e.idempotency_key))
                 waiting |= _Batch(operator_id, events, reprocess=True).run()
             done = [row.pk for row in rows if row.event_id not in waiting]
             PendingFx.objects.filter(pk__in=done).update(resolved_at=timezone.now())
             applied += len(done)
             still += len(rows) - len(done)
     return ReprocessResult(applied=applied, still_pending=still)
+
+
+def _deposits_arrived_after(events: list[Event]) -> list[Event]:
+    """The deposits that arrived after the earliest pending deposit of each of these players
+    and are not among `events`. A deposit that waited for its rate may be what made a later
+    deposit qualify the player (that deposit then booked nothing): replayed after it, the
+    CPA is booked by the event that qualifies, under its plan and on its date, as it would
+    have been with the rate on time. Deposits book nothing but the CPA, at most once."""
+    earliest: dict[int, datetime] = {}
+    for e in events:
+        if e.event_type in DEPOSIT_TYPES and e.player_id is not None:
+            if e.player_id not in earliest or e.received_at < earliest[e.player_id]:
+                earliest[e.player_id] = e.received_at
+    if not earliest:
+        return []
+    condition = Q()
+    for player_id, received_at in earliest.items():
+        condition |= Q(player_id=player_id, received_at__gt=received_at)
+    ids = {e.id for e in events}
+    later = (
+        Event.objects.filter(condition, event_type__in=DEPOSIT_TYPES)
+        .exclude(
+            Exists(LedgerEntry.objects.filter(player_id=OuterRef("player_id"), kind=LedgerKind.CPA))
+        )
+        .select_related("player")
+    )
+    return [e for e in later if e.id not in ids]
 
 
 # --- Reattribution ------------------------------------------------------------------------

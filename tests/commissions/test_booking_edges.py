@@ -11,7 +11,9 @@ from attribution.services import player_reassign
 from commissions.models import LedgerKind, PendingFx
 from commissions.services import pending_fx_reprocess
 from tests.commissions.factories import (
+    CommissionPlanFactory,
     FxRateFactory,
+    PlanAssignmentFactory,
     attributed_player,
     deal,
     entries,
@@ -205,3 +207,48 @@ def test_the_reprocess_action_with_nothing_in_scope_answers_without_an_error(cli
     )
     assert response.status_code == 200
     assert not PendingFx.objects.exists()
+
+
+def test_a_reprocessed_first_deposit_lets_the_later_deposit_that_qualifies_book_the_cpa(tenant):
+    """Plan P1 (CPA 100) until 03-15, P2 (CPA 150) from 03-16. FTD 30 USD (= 24 EUR) on
+    03-02 lacks its rate; a 03-20 EUR deposit brings the total to 104 ≥ 100. With the rate
+    on time, the 03-20 deposit is the event that makes the player qualify: CPA 150 under P2.
+    Reprocessed, the FTD counts the later deposit as 'known' and books P1's 100 dated 03-02
+    (also starting the clawback window 18 days early)."""
+    terms = dict(min_first_deposit=Decimal("20"), min_total_deposits=Decimal("100"))
+    affiliate, _ = deal(tenant, cpa_amount=Decimal("100"), valid_from=date(2026, 1, 1), **terms)
+    first = affiliate.plan_assignments.get()
+    first.valid_to = date(2026, 3, 15)
+    first.save()
+    p2 = CommissionPlanFactory(operator=tenant.operator, cpa_amount=Decimal("150"), **terms)
+    PlanAssignmentFactory(plan=p2, affiliate=affiliate, valid_from=date(2026, 3, 16))
+    player = attributed_player(tenant, affiliate)
+    send(
+        tenant,
+        money(tenant, "first_deposit", "ftd", "30", currency="USD", when="2026-03-02T10:00:00Z"),
+    )
+    send(tenant, money(tenant, "deposit", "dep", "80", when="2026-03-20T10:00:00Z"))
+    FxRateFactory(currency="USD", date=date(2026, 3, 2), rate=Decimal("1.25"))
+    pending_fx_reprocess()
+    (cpa,) = entries(player=player, kind=LedgerKind.CPA)
+    assert (cpa.amount, cpa.activity_date) == (Decimal("150"), date(2026, 3, 20))
+
+
+def test_with_the_rate_on_time_the_later_deposit_books_the_cpa_too(tenant):
+    # The control of the test above: the same events with the rate already there.
+    terms = dict(min_first_deposit=Decimal("20"), min_total_deposits=Decimal("100"))
+    affiliate, _ = deal(tenant, cpa_amount=Decimal("100"), valid_from=date(2026, 1, 1), **terms)
+    first = affiliate.plan_assignments.get()
+    first.valid_to = date(2026, 3, 15)
+    first.save()
+    p2 = CommissionPlanFactory(operator=tenant.operator, cpa_amount=Decimal("150"), **terms)
+    PlanAssignmentFactory(plan=p2, affiliate=affiliate, valid_from=date(2026, 3, 16))
+    player = attributed_player(tenant, affiliate)
+    FxRateFactory(currency="USD", date=date(2026, 3, 2), rate=Decimal("1.25"))
+    send(
+        tenant,
+        money(tenant, "first_deposit", "ftd", "30", currency="USD", when="2026-03-02T10:00:00Z"),
+    )
+    send(tenant, money(tenant, "deposit", "dep", "80", when="2026-03-20T10:00:00Z"))
+    (cpa,) = entries(player=player, kind=LedgerKind.CPA)
+    assert (cpa.amount, cpa.activity_date) == (Decimal("150"), date(2026, 3, 20))
