@@ -581,7 +581,7 @@ def _players_get_or_create_postgresql(keys) -> dict[tuple[uuid.UUID, str], Playe
     with connection.cursor() as cursor:
         cursor.execute(get_or_create, sql.recordset_params(rows))
         for *row, created in cursor.fetchall():
-            player = Player.from_db(connection.alias, attnames, row)
+            player = sql.loaded(Player, attnames, row)
             # No event can be stored for it before this transaction (commissions.events_book).
             player.created_in_this_transaction = created
             found[(player.brand_id, player.external_ref)] = player
@@ -593,7 +593,7 @@ def _players_get_or_create_postgresql(keys) -> dict[tuple[uuid.UUID, str], Playe
             ]
             cursor.execute(select, sql.recordset_params(missing))
             for row in cursor.fetchall():
-                player = Player.from_db(connection.alias, attnames, row)
+                player = sql.loaded(Player, attnames, row)
                 found[(player.brand_id, player.external_ref)] = player
     return found
 

@@ -237,19 +237,23 @@ def events_ingest(
             repeats.append((index, clean.idempotency_key, payload_hash))
             continue
         first_use[clean.idempotency_key] = index
-        event = Event(
-            id=uuid.uuid4(),
-            operator=operator,
-            brand_id=clean.brand_id,
-            api_key=api_key,
-            event_type=clean.event_type,
-            event_time=clean.event_time,
-            received_at=now,
-            idempotency_key=clean.idempotency_key,
-            payload=_stored_payload(raw),
-            payload_hash=payload_hash,
-            currency=clean.currency,
-            amount=clean.amount,
+        event = sql.new(
+            Event,
+            {
+                "id": uuid.uuid4(),
+                "operator_id": operator.pk,
+                "brand_id": clean.brand_id,
+                "api_key_id": api_key.pk,
+                "event_type": clean.event_type,
+                "event_time": clean.event_time,
+                "received_at": now,
+                "idempotency_key": clean.idempotency_key,
+                "payload": _stored_payload(raw),
+                "payload_hash": payload_hash,
+                "currency": clean.currency,
+                "amount": clean.amount,
+            },
+            related={"operator": operator, "api_key": api_key},
         )
         pending.append((index, clean, event))
 
