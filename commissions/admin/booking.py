@@ -5,6 +5,8 @@ Every page is scoped to the manager's operator (revvvs.tenancy); a superuser see
 rates are ECB reference data shared by every operator: managers see them, only superusers
 change or import them (a manager's edit would move other operators' conversions)."""
 
+from datetime import date
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect
@@ -184,9 +186,13 @@ class PeriodFilter(admin.SimpleListFilter):
         return [(m.isoformat(), m.strftime("%Y-%m")) for m in months]
 
     def queryset(self, request, queryset):
-        if self.value():
-            return queryset.filter(period=self.value())
-        return queryset
+        if not self.value():
+            return queryset
+        try:
+            month = date.fromisoformat(self.value())
+        except ValueError:
+            return queryset.none()  # not a month (a hand-edited URL): nothing matches
+        return queryset.filter(period=month)
 
 
 @admin.register(LedgerEntry)

@@ -195,9 +195,11 @@ class StatementPeriodFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         value = self.value()
-        if value and value.isdigit():
+        if not value:
+            return queryset
+        if value.isascii() and value.isdigit() and len(value) <= 18:
             return queryset.filter(period_id=int(value))
-        return queryset
+        return queryset.none()  # not a period id (a hand-edited URL): nothing matches
 
 
 class MarkPaidForm(forms.Form):

@@ -137,39 +137,103 @@ def _parse_ecb_date(text: str, line: int) -> date:
     raise FxImportError(f"line {line}: '{text}' is not a date (expected 2026-11-25)")
 
 
+# The FxRate column holds 20 digits, 10 of them decimals: rates below 1e10.
+FX_RATE_MAX_ADJUSTED = 9
+
+
 def fx_rates_parse(*, text: str) -> tuple[list[tuple[str, date, Decimal]], int]:
-    """The (currency, date, rate) triples of an ECB CSV, and the number of skipped cells."""
-    rows = [row for row in csv.reader(io.StringIO(text.lstrip("\ufeff"))) if any(row)]
-    if not rows:
-        raise FxImportError("the file is empty")
-    header = [cell.strip() for cell in rows[0]]
-    if not header or header[0].lower() != "date":
-        raise FxImportError("line 1: the header must start with 'Date' (an ECB reference-rate CSV)")
-    currencies = header[1:]
-    for currency in currencies:
-        if currency and (len(currency) != 3 or not currency.isalpha() or not currency.isupper()):
-            raise FxImportError(f"line 1: '{currency}' is not an ISO 4217 currency code")
-    rates: list[tuple[str, date, Decimal]] = []
+    """The (currency, date, rate) triples of an ECB CSV, and the number of skipped cells.
+
+    Raises:
+        FxImportError: with the line (as counted in the file) of the first problem.
+    """
+    # Any line ending (CR LF, LF, or an old Mac's CR alone) reads the same.
+    text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    reader = csv.reader(io.StringIO(text))
+    header: list[str] | None = None
+    currencies: list[str] = []
+    rates: dict[tuple[str, date], tuple[Decimal, int]] = {}
     skipped = 0
-    for line, row in enumerate(rows[1:], start=2):
-        day = _parse_ecb_date(row[0], line)
-        for currency, cell in zip(currencies, row[1:], strict=False):
-            cell = cell.strip()
-            if not currency:
+    try:
+        for row in reader:
+            line = reader.line_num
+            if not any(cell.strip() for cell in row):
                 continue
-            if not cell or cell.upper() == "N/A":
-                skipped += 1
+            if header is None:
+                header = [cell.strip() for cell in row]
+                currencies = _header_currencies(header, line)
                 continue
-            try:
-                rate = Decimal(cell)
-            except InvalidOperation:
-                raise FxImportError(
-                    f"line {line}: {currency} '{cell}' is not a decimal number"
-                ) from None
-            if not rate.is_finite() or rate <= 0:
-                raise FxImportError(f"line {line}: {currency} rate must be a positive number")
-            rates.append((currency, day, rate.quantize(FX_RATE_QUANTUM)))
-    return rates, skipped
+            skipped += _parse_row(row, line, currencies, rates)
+    except csv.Error as exc:
+        raise FxImportError(f"line {reader.line_num}: not a CSV row ({exc})") from None
+    if header is None:
+        raise FxImportError("the file is empty")
+    return [(c, d, rate) for (c, d), (rate, _) in rates.items()], skipped
+
+
+def _header_currencies(header: list[str], line: int) -> list[str]:
+    if header[0].lower() != "date":
+        raise FxImportError(
+            f"line {line}: the header must start with 'Date' (an ECB reference-rate CSV)"
+        )
+    currencies = header[1:]
+    seen = set()
+    for currency in currencies:
+        if not currency:
+            continue
+        if len(currency) != 3 or not currency.isascii() or not currency.isalpha():
+            raise FxImportError(f"line {line}: '{currency}' is not an ISO 4217 currency code")
+        if not currency.isupper():
+            raise FxImportError(f"line {line}: '{currency}' is not an ISO 4217 currency code")
+        if currency in seen:
+            raise FxImportError(f"line {line}: {currency} appears twice in the header")
+        seen.add(currency)
+    return currencies
+
+
+def _parse_row(row, line, currencies, rates) -> int:
+    """Adds the row's rates to `rates`; returns how many cells it skipped (N/A, empty)."""
+    cells = row[1:]
+    named = max((i + 1 for i, c in enumerate(currencies) if c), default=0)
+    if len(cells) < named:
+        raise FxImportError(
+            f"line {line}: {len(cells)} rates where the header names {named} columns "
+            "(a truncated row)"
+        )
+    if any(cell.strip() for cell in cells[len(currencies) :]):
+        raise FxImportError(f"line {line}: more cells than the header has columns")
+    day = _parse_ecb_date(row[0], line)
+    skipped = 0
+    for currency, cell in zip(currencies, cells, strict=False):
+        cell = cell.strip()
+        if not currency:
+            continue
+        if not cell or cell.upper() == "N/A":
+            skipped += 1
+            continue
+        try:
+            rate = Decimal(cell)
+        except InvalidOperation:
+            raise FxImportError(
+                f"line {line}: {currency} '{cell}' is not a decimal number"
+            ) from None
+        if not rate.is_finite() or rate <= 0:
+            raise FxImportError(f"line {line}: {currency} rate must be a positive number")
+        if rate.adjusted() > FX_RATE_MAX_ADJUSTED:
+            raise FxImportError(f"line {line}: {currency} rate {cell} is too large (below 1e10)")
+        quantized = rate.quantize(FX_RATE_QUANTUM)
+        if quantized <= 0:
+            raise FxImportError(
+                f"line {line}: {currency} rate {cell} rounds to 0 at 10 decimal places"
+            )
+        earlier = rates.get((currency, day))
+        if earlier is not None and earlier[0] != quantized:
+            raise FxImportError(
+                f"line {line}: {currency} on {day} is {cell} here and {earlier[0]} on line "
+                f"{earlier[1]}: which one is the ECB's?"
+            )
+        rates.setdefault((currency, day), (quantized, line))
+    return skipped
 
 
 def fx_rates_import(*, text: str, source: str = "ecb") -> FxImportResult:

@@ -18,6 +18,11 @@ class Command(BaseCommand):
                 text = handle.read()
         except OSError as exc:
             raise CommandError(f"cannot read {file}: {exc.strerror}") from exc
+        except UnicodeDecodeError:
+            raise CommandError(
+                f"{file} is not a UTF-8 CSV file (unzip eurofxref-hist.zip or eurofxref.zip "
+                "first and give the .csv)"
+            ) from None
         try:
             result = fx_rates_import(text=text)
         except FxImportError as exc:
