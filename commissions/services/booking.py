@@ -1127,13 +1127,26 @@ def ledger_player_reassigned(*, player: Player, from_affiliate, to_affiliate, au
     from_name = str(from_affiliate) if from_affiliate is not None else "organic"
     history = list(LedgerEntry.objects.filter(player_id=player.pk).order_by("id"))
     if from_affiliate is not None:
+        from .periods import closed_month_revshare_paid
+
         totals: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
         plans: dict[tuple[str, str], int | None] = {}
+        # The player's RevShare per closed month: what the old affiliate was paid for it
+        # may be less than what was booked (a reset negative month paid nothing for it).
+        closed_revshare: dict[tuple[str, date], Decimal] = defaultdict(Decimal)
         for x in history:
             group = _group_of(x.kind, x.reattributed_kind)
             if x.affiliate_id == from_affiliate.pk and group is not None:
                 totals[(group, x.currency)] += x.amount
                 plans[(group, x.currency)] = x.plan_id
+                if x.kind == LedgerKind.REVSHARE and x.period < open_period:
+                    closed_revshare[(x.currency, x.period)] += x.amount
+        for (currency, month), booked in sorted(closed_revshare.items()):
+            paid = closed_month_revshare_paid(
+                affiliate_id=from_affiliate.pk, month=month, amount=booked
+            )
+            if paid is not None:
+                totals[(LedgerKind.REVSHARE, currency)] += paid - booked
         for (group, currency), total in sorted(totals.items()):
             if total:
                 entries.append(

@@ -190,15 +190,24 @@ def figures_compute(
     negative_carryover: bool,
     revshare_offsets_cpa: bool,
     minimum_payout: Decimal,
+    reattributed_revshare: Decimal = ZERO,
+    reattributed_cpa: Decimal = ZERO,
 ) -> Figures:
-    """The statement formula of docs/commissions.md, on Decimals, nothing rounded away."""
+    """The statement formula of docs/commissions.md, on Decimals, nothing rounded away.
+
+    `reattributed_revshare` and `reattributed_cpa` are the parts of the `reattribution`
+    total that move RevShare and CPA (by `reattributed_kind`): a reassignment moves RevShare
+    and CPA, so they count in those lines, under the plan's carryover and offset rules."""
     totals = {kind: quantize(totals.get(kind, ZERO)) for kind in TOTAL_KINDS}
     carryover_in = previous_carryover_out if negative_carryover else ZERO
     rollover_in = previous_rollover_out
     revshare = (
-        totals[LedgerKind.REVSHARE] + totals[LedgerKind.REVSHARE_TIER_ADJUSTMENT] + carryover_in
+        totals[LedgerKind.REVSHARE]
+        + totals[LedgerKind.REVSHARE_TIER_ADJUSTMENT]
+        + reattributed_revshare
+        + carryover_in
     )
-    cpa = totals[LedgerKind.CPA] + totals[LedgerKind.CPA_REVERSAL]
+    cpa = totals[LedgerKind.CPA] + totals[LedgerKind.CPA_REVERSAL] + reattributed_cpa
     if revshare < 0 and revshare_offsets_cpa:
         absorbed = min(-revshare, max(cpa, ZERO))
         revshare += absorbed
@@ -209,7 +218,7 @@ def figures_compute(
         + cpa
         + totals[LedgerKind.SUB_AFFILIATE]
         + totals[LedgerKind.MANUAL_ADJUSTMENT]
-        + totals[LedgerKind.REATTRIBUTION]
+        + (totals[LedgerKind.REATTRIBUTION] - reattributed_revshare - reattributed_cpa)
     )
     balance = earned + rollover_in
     net_payable = balance if balance > 0 and balance >= minimum_payout else ZERO
@@ -275,6 +284,37 @@ def tier_adjustment_compute(
     else:
         commission = commissionable * weighted / amount
     return quantize(commission - revshare_booked)
+
+
+# --- reassignment of a player paid in a closed month -----------------------------------------
+
+
+def closed_month_revshare_paid(*, affiliate_id: int, month: date, amount: Decimal):
+    """What `amount` of an affiliate's RevShare booked in a closed `month` changed in what
+    its statement paid, when that month's plan resets negative RevShare and does not offset
+    CPA: `max(line, 0) − max(line − amount, 0)`, `line` the statement's RevShare line. So a
+    player's negative RevShare that the close reset cost the affiliate nothing (0), and a
+    positive one paid only the part the line kept. None when the month is not closed or its
+    plan carries negative RevShare or offsets it (then the amount itself is what it cost or
+    paid, through the carried balance or the CPA)."""
+    statement = (
+        Statement.objects.filter(
+            affiliate_id=affiliate_id, period__month=month, period__status=PeriodStatus.CLOSED
+        )
+        .only("revshare", "revshare_tier_adjustment")
+        .first()
+    )
+    if statement is None:
+        return None
+    plans = {
+        plan.pk: plan
+        for plan in CommissionPlan.objects.filter(assignments__affiliate_id=affiliate_id)
+    }
+    plan = _month_end_plans([affiliate_id], month, plans).get(affiliate_id)
+    if plan is None or plan.negative_carryover or plan.revshare_offsets_cpa:
+        return None
+    line = statement.revshare + statement.revshare_tier_adjustment
+    return max(line, ZERO) - max(line - amount, ZERO)
 
 
 # --- payout currency -----------------------------------------------------------------------
@@ -348,6 +388,8 @@ class _AffiliateState:
     affiliate: Affiliate
     totals: dict[str, Decimal] = field(default_factory=dict)
     currencies: set[str] = field(default_factory=set)
+    # the `reattribution` total by the kind it moves (LedgerKind.REVSHARE, LedgerKind.CPA)
+    reattributed: dict[str, Decimal] = field(default_factory=dict)
     previous: Statement | None = None
     plan: CommissionPlan | None = None
 
@@ -467,14 +509,18 @@ def _states(
         states = {affiliate.pk: _AffiliateState(affiliate) for affiliate in chunk}
         sums = (
             LedgerEntry.objects.filter(operator=operator, period=month, affiliate_id__in=ids)
-            .values("affiliate_id", "kind", "currency")
+            .values("affiliate_id", "kind", "currency", "reattributed_kind")
             .annotate(total=Sum("amount"))
             .order_by()
         )
         for row in sums:
             state = states[row["affiliate_id"]]
-            state.totals[row["kind"]] = state.totals.get(row["kind"], ZERO) + row["total"]
+            kind = row["kind"]
+            state.totals[kind] = state.totals.get(kind, ZERO) + row["total"]
             state.currencies.add(row["currency"])
+            if kind == LedgerKind.REATTRIBUTION and row["reattributed_kind"]:
+                moved = row["reattributed_kind"]
+                state.reattributed[moved] = state.reattributed.get(moved, ZERO) + row["total"]
         for statement in _previous_statements(operator, month).filter(affiliate_id__in=ids):
             state = states[statement.affiliate_id]
             state.previous = statement
@@ -496,6 +542,8 @@ def _figures(state: _AffiliateState) -> Figures:
         negative_carryover=plan.negative_carryover if plan else True,
         revshare_offsets_cpa=plan.revshare_offsets_cpa if plan else False,
         minimum_payout=state.affiliate.minimum_payout,
+        reattributed_revshare=quantize(state.reattributed.get(LedgerKind.REVSHARE, ZERO)),
+        reattributed_cpa=quantize(state.reattributed.get(LedgerKind.CPA, ZERO)),
     )
 
 
