@@ -488,14 +488,12 @@ def test_reassignment_moves_commission_and_statements_match_the_ledger(tenant):
         ).statements
     }
     assert (october[a.pk].net_payable, october[b.pk].net_payable) == (D(400), D(80))
-    # A: RevShare 150 − reattribution 550 = −400, a debt rolled over.
+    # A: reattribution −550 = RevShare −450 and CPA −100. The RevShare line, 150 − 450 =
+    # −300, carries over as negative RevShare (its plan carries it); the CPA line, −100, is a
+    # debt rolled over.
     na, nb = november[a.pk], november[b.pk]
-    assert (na.revshare, na.reattribution, na.net_payable, na.rollover_out) == (
-        D(150),
-        D(-550),
-        D(0),
-        D(-400),
-    )
+    assert (na.revshare, na.reattribution, na.net_payable) == (D(150), D(-550), D(0))
+    assert (na.carryover_out, na.rollover_out) == (D(-300), D(-100))
     # B: reattribution 320 + RevShare 32 − clawback 80 = 272.
     assert (nb.reattribution, nb.revshare, nb.cpa_reversal, nb.net_payable) == (
         D(320),
