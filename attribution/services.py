@@ -960,11 +960,11 @@ def player_reassign(
     if not reason:
         raise ValidationError({"reason": "give the reason for the reassignment"})
     with transaction.atomic():
-        locked = (
-            Player.objects.select_for_update(no_key=True, of=("self",))
-            .select_related("brand", "affiliate")
-            .get(pk=player.pk)
-        )
+        # The lock alone, no join: a reassignment waiting for another one gets the row as
+        # that one left it, but a joined row would come back with the affiliate it had
+        # joined before the wait (PostgreSQL re-checks the locked row, not the join), and
+        # the move would start from the wrong affiliate. Related rows are read after.
+        locked = Player.objects.select_for_update(no_key=True).get(pk=player.pk)
         operator_access_check(user=author, operator_id=locked.brand.operator_id, what="this player")
         if locked.registered_at is None:
             raise ValidationError(
@@ -985,7 +985,9 @@ def player_reassign(
                 f"player {locked.external_ref} is already attributed to "
                 f"{to_affiliate or 'no affiliate (organic)'}"
             )
-        from_affiliate = locked.affiliate
+        from_affiliate = (
+            Affiliate.objects.get(pk=locked.affiliate_id) if locked.affiliate_id else None
+        )
         reassignment = Reassignment.objects.create(
             player=locked,
             from_affiliate=from_affiliate,

@@ -464,15 +464,11 @@ class _Batch:
 
     def run(self) -> set[uuid.UUID]:
         """Book; returns the ids of events whose effect waits for an FX rate."""
-        # A player read as unregistered may be registering in a concurrent request that has
-        # not committed: that request cannot see this event, so this one must re-read the
-        # player under its lock (which waits for the registration) instead of skipping it.
-        candidates = [
-            e
-            for e in self.events
-            if e.event_type in BOOKING_TYPES
-            and (e.player.affiliate_id is not None or e.player.registered_at is None)
-        ]
+        # Every player is re-read under its lock, organic ones too: a player read as
+        # unregistered may be registering in a concurrent request, and one read as organic
+        # may be being reassigned; neither request can see this uncommitted event, so this
+        # one must wait for it and book under the affiliate it left (or nothing).
+        candidates = [e for e in self.events if e.event_type in BOOKING_TYPES]
         if not candidates:
             return set()
         player_ids = sorted({e.player_id for e in candidates})

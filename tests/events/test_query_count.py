@@ -79,7 +79,9 @@ def test_a_batch_of_duplicates_takes_no_more_queries_than_the_first_send(warm_te
 #     concurrent request created some of them meanwhile)
 #   4 INSERT the events (ON CONFLICT DO NOTHING RETURNING id: which were stored)
 #   5 UPDATE the registered players (attribution.events_apply, one set-based statement)
-#   6 RELEASE SAVEPOINT
-# commissions.events_book books nothing here (no plans) and adds no query. Attribution and
-# commissions add their per-batch queries here when their rules need them.
-PINNED_QUERIES = 6
+#   6 the booking state, one execute (commissions.events_book): the players locked and
+#     re-read (an organic player may be being reassigned meanwhile), their plans, CPA and
+#     NGR state, the period floor; nothing books here (no plans)
+#   7 RELEASE SAVEPOINT
+# Attribution and commissions add their per-batch queries here when their rules need them.
+PINNED_QUERIES = 7
