@@ -1,0 +1,121 @@
+"""Reassignments racing each other and the events of their player, with real threads on
+PostgreSQL: the money moves once, and no event's effect is lost."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from attribution.models import AttributionMethod, Reassignment
+from attribution.services import player_reassign
+from commissions.models import LedgerEntry, LedgerKind, PlayerMonthNgr
+from events.services import events_ingest
+from tests.commissions.factories import attributed_player, deal, money, send, total
+from tests.factories import ManagerFactory, PlayerFactory
+from tests.threads import Bg, Held
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PLAN = dict(
+    cpa_amount=Decimal("100"), min_first_deposit=Decimal("10"), revshare_rate=Decimal("0.25")
+)
+
+
+def organic_player(tenant, ref="player_001"):
+    at = datetime(2026, 3, 1, 10, tzinfo=UTC)
+    return PlayerFactory(
+        brand=tenant.brand,
+        external_ref=ref,
+        registered_at=at,
+        country="GB",
+        attribution_method=AttributionMethod.NONE,
+    )
+
+
+def ingest(tenant, *bodies):
+    outcomes = events_ingest(api_key=tenant.api_key, raw_events=list(bodies))
+    assert all(o.status == "accepted" for o in outcomes), outcomes
+    return outcomes
+
+
+def test_a_reassignment_that_waited_for_another_moves_from_where_that_one_left(tenant):
+    a, _ = deal(tenant, **PLAN)
+    b, _ = deal(tenant, **PLAN)
+    c, _ = deal(tenant, **PLAN)
+    player = attributed_player(tenant, a)
+    send(
+        tenant,
+        money(tenant, "first_deposit", "ftd1", "50", when="2026-03-02T10:00:00Z"),
+        money(tenant, "ngr_update", "n1", "200", when="2026-03-30T10:00:00Z"),
+    )
+    manager = ManagerFactory(operator=tenant.operator)
+    assert total(affiliate=a) == Decimal("150")
+
+    first = Held(
+        lambda: player_reassign(player=player, to_affiliate=b, reason="r1", author=manager)
+    ).start()
+    second = Bg(lambda: player_reassign(player=player, to_affiliate=c, reason="r2", author=manager))
+    assert second.blocked(), "the second reassignment waits for the player's lock"
+    first.release()
+    second.join()
+    assert second.error is None, second.error
+
+    assert Reassignment.objects.order_by("id").last().from_affiliate_id == b.pk
+    assert (total(affiliate=a), total(affiliate=b)) == (0, 0)
+    assert total(affiliate=c) == Decimal("150")
+    assert LedgerEntry.objects.filter(kind=LedgerKind.CPA).count() == 1
+
+
+@pytest.mark.parametrize(
+    "event, booked",
+    [
+        (("ngr_update", "n1", "200", "2026-03-30T10:00:00Z"), Decimal("50")),  # 25 % × 200
+        (("first_deposit", "ftd1", "50", "2026-03-02T10:00:00Z"), Decimal("100")),  # the CPA
+    ],
+    ids=["ngr_update", "first_deposit"],
+)
+def test_an_organic_players_event_racing_its_reassignment_books_for_the_new_affiliate(
+    tenant, event, booked
+):
+    b, _ = deal(tenant, **PLAN)
+    player = organic_player(tenant)
+    manager = ManagerFactory(operator=tenant.operator)
+    event_type, key, amount, when = event
+
+    # The request has stored the event and holds the player's lock, not yet committed: the
+    # reassignment waits for it, then sees the event and moves it to B.
+    request = Held(lambda: ingest(tenant, money(tenant, event_type, key, amount, when=when)))
+    request.start()
+    move = Bg(
+        lambda: player_reassign(player=player, to_affiliate=b, reason="proved", author=manager)
+    )
+    assert move.blocked(), "the reassignment waits for the request's lock on the player"
+    request.release()
+    move.join()
+    assert move.error is None, move.error
+
+    assert total(affiliate=b) == booked
+
+
+def test_an_organic_players_event_after_its_reassignment_books_for_the_new_affiliate(tenant):
+    # The other order: the reassignment holds the player; the request stored its event and
+    # waits, then books it under the affiliate the reassignment left.
+    b, _ = deal(tenant, **PLAN)
+    player = organic_player(tenant)
+    manager = ManagerFactory(operator=tenant.operator)
+
+    move = Held(
+        lambda: player_reassign(player=player, to_affiliate=b, reason="proved", author=manager)
+    ).start()
+    request = Bg(
+        lambda: ingest(
+            tenant, money(tenant, "ngr_update", "n1", "200", when="2026-03-30T10:00:00Z")
+        )
+    )
+    assert request.blocked(), "the booking waits for the reassignment's lock on the player"
+    move.release()
+    request.join()
+    assert request.error is None, request.error
+
+    assert total(affiliate=b) == Decimal("50")
+    assert PlayerMonthNgr.objects.get(player=player).ngr_total == Decimal("200")
