@@ -1012,17 +1012,37 @@ def pending_fx_reprocess(*, operator=None, pending_ids=None) -> ReprocessResult:
     last_id = 0
     while True:
         with transaction.atomic():
-            rows = PendingFx.objects.select_for_update(skip_locked=True, of=("self",)).filter(
-                resolved_at__isnull=True, pk__gt=last_id
-            )
+            waiting_rows = PendingFx.objects.filter(resolved_at__isnull=True, pk__gt=last_id)
             if operator is not None:
-                rows = rows.filter(operator=operator)
+                waiting_rows = waiting_rows.filter(operator=operator)
             if pending_ids is not None:
-                rows = rows.filter(pk__in=pending_ids)
-            rows = list(rows.select_related("event__player").order_by("pk")[:REPROCESS_CHUNK])
-            if not rows:
+                waiting_rows = waiting_rows.filter(pk__in=pending_ids)
+            chunk = list(
+                waiting_rows.order_by("pk").values_list("pk", "event__player_id")[
+                    :REPROCESS_CHUNK
+                ]
+            )
+            if not chunk:
                 break
-            last_id = rows[-1].pk
+            last_id = chunk[-1][0]
+            # The players first, in id order, then their rows: the order in which a booking
+            # and a reassignment take them (player, then its pending-FX row), so that a
+            # reprocess run and a reassignment of the same player never deadlock.
+            player_ids = sorted({player_id for _, player_id in chunk if player_id is not None})
+            list(
+                Player.objects.select_for_update(no_key=True)
+                .filter(pk__in=player_ids)
+                .order_by("pk")
+                .values_list("pk", flat=True)
+            )
+            rows = list(
+                PendingFx.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(pk__in=[pk for pk, _ in chunk], resolved_at__isnull=True)
+                .select_related("event__player")
+                .order_by("pk")
+            )
+            if not rows:
+                continue
             by_operator = defaultdict(list)
             for row in rows:
                 by_operator[row.operator_id].append(row.event)

@@ -1,6 +1,7 @@
 """Reassignments racing each other and the events of their player, with real threads on
 PostgreSQL: the money moves once, and no event's effect is lost."""
 
+import threading
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -8,7 +9,8 @@ import pytest
 
 from attribution.models import AttributionMethod, Reassignment
 from attribution.services import player_reassign
-from commissions.models import LedgerEntry, LedgerKind, PlayerMonthNgr
+from commissions.models import LedgerEntry, LedgerKind, PendingFx, PlayerMonthNgr
+from commissions.services import pending_fx_reprocess
 from events.services import events_ingest
 from tests.commissions.factories import attributed_player, deal, money, send, total
 from tests.factories import ManagerFactory, PlayerFactory
@@ -119,3 +121,36 @@ def test_an_organic_players_event_after_its_reassignment_books_for_the_new_affil
 
     assert total(affiliate=b) == Decimal("50")
     assert PlayerMonthNgr.objects.get(player=player).ngr_total == Decimal("200")
+
+
+def test_a_reprocess_run_and_a_reassignment_of_the_same_player_do_not_deadlock(tenant):
+    # A booking and a reassignment lock the player, then its pending-FX row; a reprocess run
+    # that took them the other way round deadlocked with a reassignment in most rounds.
+    a, _ = deal(tenant, revshare_rate=Decimal("0.25"))
+    targets = [deal(tenant, revshare_rate=Decimal("0.25"))[0] for _ in range(2)]
+    manager = ManagerFactory(operator=tenant.operator)
+    player = attributed_player(tenant, a)
+    # NOK has no rate: the update waits as pending FX under every plan.
+    send(
+        tenant,
+        money(tenant, "ngr_update", "n1", "2000", currency="NOK", when="2026-03-30T10:00:00Z"),
+    )
+    errors = []
+    for round_ in range(15):
+        barrier = threading.Barrier(2)
+        to = targets[round_ % 2]
+
+        def move(to=to, barrier=barrier):
+            barrier.wait()
+            player_reassign(player=player, to_affiliate=to, reason="r", author=manager)
+
+        def reprocess(barrier=barrier):
+            barrier.wait()
+            pending_fx_reprocess(operator=tenant.operator)
+
+        for name, thread in (("player_reassign", Bg(move)), ("reprocess", Bg(reprocess))):
+            thread.join()
+            if thread.error is not None:
+                errors.append(f"{name}: {thread.error!r}"[:120])
+    assert errors == []
+    assert PendingFx.objects.filter(resolved_at__isnull=True).count() == 1
