@@ -193,6 +193,16 @@ def affiliate_update(*, affiliate: Affiliate, referrer=..., **profile) -> Affili
     unknown = set(profile) - set(AFFILIATE_PROFILE_FIELDS)
     if unknown:
         raise ValidationError(f"unknown affiliate fields: {', '.join(sorted(unknown))}")
+    with transaction.atomic():
+        if "payout_currency" in profile:
+            # Locked as plan assignments lock it: the currency check sees every assignment
+            # committed before, and none can be added until this change commits.
+            locked = Affiliate.objects.select_for_update(no_key=True).get(pk=affiliate.pk)
+            affiliate.payout_currency = locked.payout_currency
+        return _affiliate_update(affiliate, referrer, profile)
+
+
+def _affiliate_update(affiliate: Affiliate, referrer, profile: dict) -> Affiliate:
     fields = list(profile)
     payout_currency = profile.get("payout_currency", affiliate.payout_currency)
     if referrer is not ...:

@@ -1409,9 +1409,16 @@ def plan_assignment_validate(
         raise ValidationError(errors)
 
 
-def _lock_affiliate(affiliate_id: int) -> None:
-    # Concurrent assignments for one affiliate serialise here, so the overlap check holds.
-    list(Affiliate.objects.select_for_update(no_key=True).filter(pk=affiliate_id).values("pk"))
+def _lock_affiliate(affiliate_id: int) -> str:
+    """Lock the affiliate's row; returns its payout currency as locked. Concurrent
+    assignments and payout-currency changes of one affiliate serialise here, so the overlap
+    and currency checks hold."""
+    return (
+        Affiliate.objects.select_for_update(no_key=True)
+        .filter(pk=affiliate_id)
+        .values_list("payout_currency", flat=True)
+        .get()
+    )
 
 
 @transaction.atomic
@@ -1434,7 +1441,8 @@ def plan_assign(
     Raises:
         ValidationError: with a message per field saying what to fix.
     """
-    _lock_affiliate(affiliate.pk)
+    # The currency as locked, not as the caller read it (a form's affiliate may be stale).
+    affiliate.payout_currency = _lock_affiliate(affiliate.pk)
     plan_assignment_validate(
         affiliate=affiliate, plan=plan, brand=brand, valid_from=valid_from, valid_to=valid_to
     )
@@ -1453,7 +1461,7 @@ def plan_assignment_change(
     valid_to: date | None = None,
 ) -> PlanAssignment:
     """Change an assignment (typically: end it with valid_to), with plan_assign's checks."""
-    _lock_affiliate(assignment.affiliate_id)
+    assignment.affiliate.payout_currency = _lock_affiliate(assignment.affiliate_id)
     plan_assignment_validate(
         affiliate=assignment.affiliate,
         plan=plan,

@@ -1,19 +1,28 @@
-"""Reassignments racing each other and the events of their player, with real threads on
-PostgreSQL: the money moves once, and no event's effect is lost."""
+"""Races on PostgreSQL, with real threads: reassignments racing each other, the events of their
+player and reprocess runs; payout-currency changes racing plan assignments. The money moves
+once, no event's effect is lost, nothing deadlocks."""
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
+from django.core.exceptions import ValidationError
 
-from attribution.models import AttributionMethod, Reassignment
-from attribution.services import player_reassign
-from commissions.models import LedgerEntry, LedgerKind, PendingFx, PlayerMonthNgr
-from commissions.services import pending_fx_reprocess
+from attribution.models import Affiliate, AttributionMethod, Reassignment
+from attribution.services import affiliate_update, player_reassign
+from commissions.models import LedgerEntry, LedgerKind, PendingFx, PlanAssignment, PlayerMonthNgr
+from commissions.services import pending_fx_reprocess, plan_assign
 from events.services import events_ingest
-from tests.commissions.factories import attributed_player, deal, money, send, total
-from tests.factories import ManagerFactory, PlayerFactory
+from tests.commissions.factories import (
+    CommissionPlanFactory,
+    attributed_player,
+    deal,
+    money,
+    send,
+    total,
+)
+from tests.factories import AffiliateFactory, ManagerFactory, PlayerFactory
 from tests.threads import Bg, Held
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -154,3 +163,43 @@ def test_a_reprocess_run_and_a_reassignment_of_the_same_player_do_not_deadlock(t
                 errors.append(f"{name}: {thread.error!r}"[:120])
     assert errors == []
     assert PendingFx.objects.filter(resolved_at__isnull=True).count() == 1
+
+
+def _assignments_in_another_currency(affiliate):
+    affiliate = Affiliate.objects.get(pk=affiliate.pk)
+    return list(
+        PlanAssignment.objects.filter(affiliate=affiliate)
+        .exclude(plan__currency=affiliate.payout_currency)
+        .values_list("plan__currency", flat=True)
+    )
+
+
+def test_a_payout_currency_change_waits_for_an_assignment_being_made(tenant):
+    affiliate = AffiliateFactory(operator=tenant.operator, payout_currency="EUR")
+    plan = CommissionPlanFactory(operator=tenant.operator, currency="EUR")
+    assigning = Held(
+        lambda: plan_assign(affiliate=affiliate, plan=plan, valid_from=date(2026, 3, 1))
+    ).start()
+    update = Bg(
+        lambda: affiliate_update(
+            affiliate=Affiliate.objects.get(pk=affiliate.pk), payout_currency="USD"
+        )
+    )
+    assert update.blocked(), "the currency change waits for the affiliate's lock"
+    assigning.release()
+    update.join()
+
+    assert "it is assigned" in str(update.error)
+    assert _assignments_in_another_currency(affiliate) == []
+
+
+def test_plan_assign_checks_the_currency_of_the_row_it_locked(tenant):
+    affiliate = AffiliateFactory(operator=tenant.operator, payout_currency="EUR")
+    plan = CommissionPlanFactory(operator=tenant.operator, currency="EUR")
+    stale = Affiliate.objects.get(pk=affiliate.pk)  # e.g. read by a form before the change
+    affiliate_update(affiliate=Affiliate.objects.get(pk=affiliate.pk), payout_currency="USD")
+
+    with pytest.raises(ValidationError):
+        plan_assign(affiliate=stale, plan=plan, valid_from=date(2026, 3, 1))
+
+    assert _assignments_in_another_currency(affiliate) == []
