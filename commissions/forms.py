@@ -1,5 +1,6 @@
 """Forms of the commission admin: they validate; services write."""
 
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pycountry
@@ -8,10 +9,15 @@ from django.core.exceptions import ValidationError
 
 from attribution.models import Affiliate, Player
 
-from .models import CommissionPlan, LedgerEntry, LedgerKind, PlanAssignment
+from .models import CommissionPlan, FxRate, LedgerEntry, LedgerKind, PlanAssignment
 from .services.booking import plan_assignment_validate
+from .services.fx import FX_RATE_QUANTUM
 
 CURRENCIES = frozenset(c.alpha_3 for c in pycountry.currencies)
+# One entry's amount (a CPA, a manual adjustment): far below the 14 integer digits of the
+# ledger and the statements, so that a month's sums cannot overflow them.
+MAX_ENTRY_AMOUNT = Decimal(10) ** 10
+FX_DATE_MIN = date(1999, 1, 4)
 COUNTRIES = frozenset(c.alpha_2 for c in pycountry.countries)
 
 
@@ -74,7 +80,6 @@ class CommissionPlanForm(forms.ModelForm):
         plan = self.instance
         if (
             plan.pk
-            and rate is not None
             and rate != plan.revshare_rate
             and LedgerEntry.objects.filter(plan=plan, kind=LedgerKind.REVSHARE).exists()
         ):
@@ -101,6 +106,18 @@ class CommissionPlanForm(forms.ModelForm):
         for name in ("cpa_amount", "min_first_deposit", "min_total_deposits"):
             if data.get(name) is not None and data[name] < 0:
                 self.add_error(name, "must not be negative")
+            elif data.get(name) is not None and data[name] >= MAX_ENTRY_AMOUNT:
+                self.add_error(name, f"must be less than {MAX_ENTRY_AMOUNT:,}")
+        plan = self.instance
+        operator = data.get("operator")
+        if plan.pk and operator is not None and operator.pk != plan.operator_id:
+            if _plan_in_use(plan):
+                # Its assignments and entries belong to its operator's affiliates: moved, the
+                # plan would put one operator's deal terms in another's hands.
+                self.add_error(
+                    "operator",
+                    "the plan is assigned or has booked entries; it stays with its operator",
+                )
         return data
 
 
@@ -273,3 +290,34 @@ class FxImportForm(forms.Form):
             return upload.read().decode("utf-8-sig")
         except UnicodeDecodeError:
             raise ValidationError("not a UTF-8 CSV file (unzip eurofxref-hist.zip first)") from None
+
+
+class FxRateForm(forms.ModelForm):
+    """A rate a conversion can use: an ISO 4217 code other than EUR (the base: 1 EUR = rate),
+    a date conversions can reach, a rate above 0 at the stored precision."""
+
+    class Meta:
+        model = FxRate
+        fields = ["currency", "date", "rate", "source"]
+
+    def clean_currency(self):
+        currency = self.cleaned_data["currency"].strip().upper()
+        if currency not in CURRENCIES:
+            raise ValidationError(f"'{currency}' is not an ISO 4217 currency code, e.g. USD")
+        if currency == "EUR":
+            raise ValidationError("rates are per 1 EUR: EUR itself needs none")
+        return currency
+
+    def clean_date(self):
+        day = self.cleaned_data["date"]
+        if not FX_DATE_MIN <= day <= date.today() + timedelta(days=1):
+            raise ValidationError(
+                f"a rate's date is from {FX_DATE_MIN} (the first ECB rates) to today"
+            )
+        return day
+
+    def clean_rate(self):
+        rate = self.cleaned_data["rate"]
+        if rate is None or rate.quantize(FX_RATE_QUANTUM) <= 0:
+            raise ValidationError("the rate is units of the currency per 1 EUR: above 0")
+        return rate

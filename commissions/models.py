@@ -66,7 +66,13 @@ class PlanTier(models.Model):
     class Meta:
         ordering = ["plan", "threshold"]
         constraints = [
-            models.UniqueConstraint(fields=["plan", "threshold"], name="tier_unique_threshold"),
+            # Deferred: the plan admin saves its tiers one by one, and two tiers swapping their
+            # thresholds collide midway; the formset has already refused real duplicates.
+            models.UniqueConstraint(
+                fields=["plan", "threshold"],
+                name="tier_unique_threshold",
+                deferrable=models.Deferrable.DEFERRED,
+            ),
             models.CheckConstraint(
                 condition=models.Q(threshold__gte=0), name="tier_threshold_not_negative"
             ),

@@ -25,6 +25,9 @@ from revvvs.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
 from .models import EventType
 
 MAX_FUTURE = timedelta(minutes=5)
+# No event of an affiliate programme happened before this; the months a period can be start
+# here too (commissions.services.periods.MONTH_MIN), so every event can be paid by a close.
+EARLIEST_EVENT_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_METADATA_BYTES = 4096
 MAX_AMOUNT = Decimal(10) ** (MONEY_MAX_DIGITS - MONEY_DECIMAL_PLACES)
 AMOUNT_QUANTUM = Decimal(1).scaleb(-MONEY_DECIMAL_PLACES)
@@ -303,6 +306,14 @@ def parse_event_time(value, errors: list, now: datetime) -> datetime | None:
             "event_time",
             "is more than 5 minutes in the future; send events when they happen and check "
             "the sender's clock",
+        )
+        return None
+    if parsed < EARLIEST_EVENT_TIME:
+        _err(
+            errors,
+            "event_time",
+            "is before 1970-01-01T00:00:00Z; send the time the event happened, e.g. "
+            "2026-03-15T10:00:00Z",
         )
         return None
     return parsed

@@ -1,8 +1,12 @@
 """Operator scoping for the admin: a manager sees and changes only their operator's data."""
 
-from django.contrib import admin
-from django.core.exceptions import PermissionDenied
+from datetime import date
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
+from django.http import HttpResponseBadRequest, HttpResponseRedirect
 
 
 def user_operator_id(user) -> int | None:
@@ -52,7 +56,49 @@ def register_operator_path(model_label: str, path: str) -> None:
     OPERATOR_PATHS[model_label.lower()] = path
 
 
-class OperatorScopedAdmin(admin.ModelAdmin):
+class HandEditedRequestsMixin:
+    """A list page's answers to requests no link or button sends (a hand-edited URL or
+    form): a NUL character (PostgreSQL refuses it in text: a 500) is a 400; a selection that
+    names no item and a date-hierarchy date off the calendar are refused with a message,
+    where Django's own code raises (ValueError, OverflowError: a 500)."""
+
+    def changelist_view(self, request, extra_context=None):
+        params = [*request.GET.lists(), *request.POST.lists()]
+        if any("\x00" in value for _, values in params for value in values):
+            return HttpResponseBadRequest("a request parameter holds a NUL character")
+        if request.method == "POST" and "action" in request.POST:
+            pk = self.model._meta.pk
+            try:
+                for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+                    pk.to_python(value)
+            except ValidationError:
+                self.message_user(
+                    request,
+                    "The selection names no item of this list; select the items again.",
+                    messages.WARNING,
+                )
+                return HttpResponseRedirect(request.get_full_path())
+        if not self._date_hierarchy_ok(request):
+            self.message_user(request, "That date is off the calendar.", messages.WARNING)
+            return HttpResponseRedirect(request.path)
+        return super().changelist_view(request, extra_context)
+
+    def _date_hierarchy_ok(self, request) -> bool:
+        field = getattr(self, "date_hierarchy", None)
+        if not field:
+            return True
+        parts = [request.GET.get(f"{field}__{part}") for part in ("year", "month", "day")]
+        if not any(parts):
+            return True
+        try:
+            year, month, day = (int(value) if value else 1 for value in parts)
+            date(year, month, day)
+        except (TypeError, ValueError):
+            return False
+        return 1970 <= year <= 9998
+
+
+class OperatorScopedAdmin(HandEditedRequestsMixin, admin.ModelAdmin):
     """Subclasses set `operator_path` (the lookup from the model to its operator)."""
 
     operator_path = "operator"

@@ -16,6 +16,7 @@ from django.utils.html import format_html
 
 from attribution.models import Affiliate
 from revvvs.tenancy import (
+    HandEditedRequestsMixin,
     OperatorOwnedAdmin,
     OperatorScopedAdmin,
     OperatorScopedInline,
@@ -28,6 +29,7 @@ from revvvs.tenancy import (
 from ..forms import (
     CommissionPlanForm,
     FxImportForm,
+    FxRateForm,
     LedgerAdjustForm,
     PlanAssignmentForm,
     PlanAssignmentFormSet,
@@ -140,6 +142,11 @@ class PlanAssignmentAdmin(_NoDelete, OperatorScopedAdmin):
     list_filter = [("plan", Scoped), ("brand", Scoped)]
     search_fields = ["affiliate__email", "plan__name"]
     list_select_related = ["affiliate", "plan", "brand"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # An assignment stays its affiliate's: its months were booked and closed under it.
+        # Another affiliate gets an assignment of its own.
+        return ["affiliate"] if obj is not None else []
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
@@ -391,7 +398,8 @@ class PendingFxAdmin(OperatorScopedAdmin):
 
 
 @admin.register(FxRate)
-class FxRateAdmin(admin.ModelAdmin):
+class FxRateAdmin(HandEditedRequestsMixin, admin.ModelAdmin):
+    form = FxRateForm
     change_list_template = "admin/commissions/fxrate/change_list.html"
     list_display = ["date", "currency", "rate", "source", "created_at"]
     list_filter = ["currency", "source"]

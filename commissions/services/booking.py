@@ -38,6 +38,9 @@ from ..models import (
 from .fx import FxTable, fx_table_load
 
 DEPOSIT_TYPES = frozenset({EventType.FIRST_DEPOSIT, EventType.DEPOSIT})
+# A manual adjustment's amount: far below the 14 integer digits of the ledger and the
+# statements, so that a month's sums cannot overflow them (a close would fail for ever).
+MAX_ADJUSTMENT = Decimal(10) ** 10
 MONEY_TYPES = DEPOSIT_TYPES | {EventType.CHARGEBACK}
 BOOKING_TYPES = MONEY_TYPES | {EventType.NGR_UPDATE}
 EXCLUDED_STATUSES = frozenset({PlayerStatus.SELF_EXCLUDED, PlayerStatus.CLOSED, PlayerStatus.FRAUD})
@@ -1332,6 +1335,8 @@ def ledger_adjust(
         errors["amount"] = "must not be zero"
     elif amount != quantize(amount):
         errors["amount"] = "has more than 4 decimal places"
+    elif abs(amount) >= MAX_ADJUSTMENT:
+        errors["amount"] = f"must be less than {MAX_ADJUSTMENT:,} in absolute value"
     if currency != affiliate.payout_currency:
         errors["currency"] = (
             f"must be the affiliate's payout currency {affiliate.payout_currency}: "
@@ -1387,7 +1392,13 @@ def plan_assignment_validate(
         )
     if brand is not None and brand.operator_id != affiliate.operator_id:
         errors["brand"] = "the brand belongs to another operator"
-    if valid_to is not None and valid_to < valid_from:
+    from .periods import MONTH_MAX, MONTH_MIN
+
+    last_day = date(MONTH_MAX.year, 12, 31)
+    for name, day in (("valid_from", valid_from), ("valid_to", valid_to)):
+        if day is not None and not MONTH_MIN <= day <= last_day:
+            errors[name] = f"must be from {MONTH_MIN} to {last_day} (the months a period can be)"
+    if "valid_to" not in errors and valid_to is not None and valid_to < valid_from:
         errors["valid_to"] = "must be on or after valid_from"
     if not errors and check_overlaps:
         overlapping = PlanAssignment.objects.filter(

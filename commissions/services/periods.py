@@ -19,7 +19,7 @@ from decimal import Decimal
 from itertools import groupby, islice
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import DataError, connection, transaction
 from django.db.models import Case, Exists, OuterRef, Q, QuerySet, Sum, Value, When
 from django.utils import timezone
 
@@ -853,6 +853,16 @@ def period_close(
         raise PeriodNotEnded(
             f"{month:%Y-%m} has not ended yet: it can be closed from {ends_at:%Y-%m-%d %H:%M} UTC"
         )
+    try:
+        return _period_close(operator, month, user, progress)
+    except DataError as exc:  # a sum beyond the ledger's 14 integer digits
+        raise PeriodError(
+            f"{month:%Y-%m} cannot be closed: a statement total is beyond the amounts the "
+            f"ledger holds ({exc.__cause__ or exc}); correct the entries with manual adjustments"
+        ) from None
+
+
+def _period_close(operator, month, user, progress) -> CloseResult:
     with transaction.atomic():
         _lock_operator(operator)
         Period.objects.bulk_create([Period(operator=operator, month=month)], ignore_conflicts=True)
@@ -936,6 +946,12 @@ def statement_mark_paid(
             raise StatementTransitionError(
                 f"statement {locked} is {locked.status}: only an approved statement can be "
                 "marked paid"
+            )
+        ended = month_next(locked.period.month)
+        if paid_on < ended:
+            raise StatementTransitionError(
+                f"the payment date {paid_on} is before {locked.period.month:%Y-%m} ended "
+                f"({ended}): a statement is paid after its month closes"
             )
         if locked.net_payable <= 0:
             raise StatementTransitionError(
