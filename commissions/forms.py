@@ -186,6 +186,7 @@ class PlanAssignmentForm(forms.ModelForm):
                 valid_to=data.get("valid_to"),
                 exclude_pk=self.instance.pk,
                 check_overlaps=affiliate.pk is not None,
+                exclude_pks=getattr(self, "page_pks", frozenset()),
             )
         except ValidationError as exc:
             for name, errors in exc.message_dict.items():
@@ -202,6 +203,14 @@ def _overlap(a, b) -> bool:
 class PlanAssignmentFormSet(forms.BaseInlineFormSet):
     """The affiliate page's assignments: overlaps between the rows of the page are errors
     too, and rows are saved through the assignment services."""
+
+    def _construct_form(self, i, **kwargs):
+        form = super()._construct_form(i, **kwargs)
+        # The rows of this page are checked against each other here (clean), and saved
+        # existing rows first: each row checks the database without them, so that ending
+        # an assignment and adding its successor is one save.
+        form.page_pks = frozenset(obj.pk for obj in self.get_queryset())
+        return form
 
     def clean(self):
         super().clean()

@@ -1380,6 +1380,7 @@ def plan_assignment_validate(
     valid_to: date | None = None,
     exclude_pk: int | None = None,
     check_overlaps: bool = True,
+    exclude_pks: frozenset = frozenset(),
 ) -> None:
     """Raises ValidationError when the assignment is not allowed (see plan_assign)."""
     errors: dict[str, str] = {}
@@ -1408,6 +1409,9 @@ def plan_assignment_validate(
         ).filter(Q(valid_to__isnull=True) | Q(valid_to__gte=valid_from))
         if exclude_pk is not None:
             overlapping = overlapping.exclude(pk=exclude_pk)
+        if exclude_pks:
+            # Rows a page edits in the same save: the page checks them among themselves.
+            overlapping = overlapping.exclude(pk__in=exclude_pks)
         clash = overlapping.select_related("plan").first()
         if clash is not None:
             scope = f"brand {brand}" if brand is not None else "all brands"
