@@ -154,6 +154,12 @@ class LedgerEntry(models.Model):
     original_amount = MoneyField(null=True, blank=True, help_text="Before FX conversion.")
     original_currency = models.CharField(max_length=3, blank=True)
     fx_rate = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
+    ngr_amount = MoneyField(
+        null=True,
+        blank=True,
+        help_text="RevShare entries: the change of the player's month-to-date NGR (before the "
+        "admin fee, plan currency) this entry books; the NGR tier basis.",
+    )
     reverses = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="reversed_by"
     )

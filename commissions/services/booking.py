@@ -805,9 +805,11 @@ class _Batch:
             return
         target = revshare_target(plan, conversion.amount)
         booked = ZERO
+        booked_ngr = ZERO  # the NGR (plan currency) the booked RevShare is for
         if state is not None and state.revshare_booked:
             if state.revshare_currency == plan.currency:
                 booked = state.revshare_booked
+                booked_ngr = state.ngr_total_plan or ZERO
             else:  # the plan's currency changed: unwind what was booked in the old one
                 self.entries.append(
                     self._entry(
@@ -816,6 +818,7 @@ class _Batch:
                         amount=-state.revshare_booked,
                         currency=state.revshare_currency,
                         plan=plan,
+                        ngr_amount=-(state.ngr_total_plan or ZERO),
                         memo="RevShare restated in the plan's new currency",
                     )
                 )
@@ -828,6 +831,7 @@ class _Batch:
                     amount=delta,
                     currency=plan.currency,
                     plan=plan,
+                    ngr_amount=conversion.amount - booked_ngr,
                     original_amount=conversion.original_amount,
                     original_currency=conversion.original_currency,
                     fx_rate=conversion.fx_rate,

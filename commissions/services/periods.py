@@ -247,8 +247,8 @@ def tier_adjustment_compute(
 
     `revshare_booked` is the plan's RevShare R for the month (base rate, after the admin
     fee); the plan's commissionable NGR is C = R / base_rate. The basis is the affiliate's
-    month, over all its plans: its commissionable NGR (`monthly_ngr`, C when not given) or
-    its qualified CPA count. Below the lowest threshold the base rate applies (a tier with
+    month, over all its plans: its NGR before the admin fee (`monthly_ngr`; C when not
+    given) or its qualified CPA count. Below the lowest threshold the base rate applies (a tier with
     threshold 0 replaces it). `tiered`: C at the reached tier's rate. `ladder`: C at the
     average rate of the bands, each band of the basis at its own rate (with one plan and
     the NGR basis, exactly Σ rate × band).
@@ -596,7 +596,15 @@ def _book_tier_adjustments(
         LedgerEntry.objects.filter(operator=operator, period=month, kind=LedgerKind.REVSHARE)
         .filter(Exists(with_tiers))
         .values("affiliate_id", "plan_id", "currency")
-        .annotate(total=Sum("amount"))
+        .annotate(
+            total=Sum("amount"),
+            ngr=Sum("ngr_amount", default=ZERO),
+            # Entries booked before they recorded their NGR: read back from the RevShare.
+            unrecorded=Sum(
+                Case(When(ngr_amount__isnull=True, then="amount"), default=Value(ZERO)),
+                default=ZERO,
+            ),
+        )
         .order_by("affiliate_id", "plan_id", "currency")
     )
     booked = 0
@@ -619,10 +627,10 @@ def _book_tier_adjustments(
         cpa_counts = _qualified_cpa_counts(operator, month, count_ids)
         entries = []
         for affiliate_id, group in chunk:
-            # The affiliate's commissionable NGR of the month, over all its plans.
+            # The affiliate's NGR of the month (before the admin fee), over all its plans.
             monthly_ngr = sum(
                 (
-                    row["total"] / plans[row["plan_id"]].revshare_rate
+                    row["ngr"] + row["unrecorded"] / plans[row["plan_id"]].revshare_rate
                     for row in group
                     if row["plan_id"] in plans and plans[row["plan_id"]].revshare_rate
                 ),
@@ -645,7 +653,7 @@ def _book_tier_adjustments(
                 if not adjustment:
                     continue
                 basis = (
-                    f"the month's NGR after admin fee {quantize(monthly_ngr)}"
+                    f"the month's NGR {quantize(monthly_ngr)}"
                     if plan.tier_basis == TierBasis.NGR
                     else f"{cpa_count} qualified CPA"
                 )

@@ -23,7 +23,7 @@ from commissions.services.periods import (
     period_close,
     tier_adjustment_compute,
 )
-from tests.commissions.factories import attributed_player, money, send
+from tests.commissions.factories import attributed_player, deal, money, send
 from tests.commissions.period_factories import (
     APRIL,
     MARCH,
@@ -325,3 +325,49 @@ def test_the_command_refuses_a_month_off_the_calendar():
 def test_the_service_refuses_a_month_off_the_calendar(operator, month):
     with pytest.raises(PeriodError, match="is not a period"):
         period_close(operator=operator, month=month)
+
+
+# --- the NGR basis is the NGR itself, before the admin fee ----------------------------------
+
+
+def test_the_ngr_tier_threshold_is_on_the_months_ngr_before_the_admin_fee(tenant):
+    # NGR 1,000 with a 10 % admin fee: RevShare 25 % × 900 = 225. The month's NGR reaches
+    # the 1,000 tier: 30 % of the commissionable 900 = 270, an adjustment of 45.
+    affiliate, plan = deal(tenant, revshare_rate=Decimal("0.25"), admin_fee_percent=Decimal("10"))
+    PlanTier.objects.create(plan=plan, threshold=Decimal("1000"), rate=Decimal("0.30"))
+    attributed_player(tenant, affiliate)
+    send(
+        tenant,
+        money(tenant, "ngr_update", "n1", "800", when="2026-03-10T10:00:00Z"),
+        money(tenant, "ngr_update", "n2", "1000", when="2026-03-20T10:00:00Z"),
+    )
+    booked = LedgerEntry.objects.filter(affiliate=affiliate, kind=REVSHARE).order_by("id")
+    assert [(e.amount, e.ngr_amount) for e in booked] == [
+        (Decimal("180"), Decimal("800")),
+        (Decimal("45"), Decimal("200")),
+    ]
+
+    period_close(operator=tenant.operator, month=MARCH)
+
+    assert statement_of(affiliate).revshare_tier_adjustment == Decimal("45")
+
+
+def test_an_older_or_negative_update_moves_the_ngr_basis_with_the_revshare(tenant):
+    affiliate, plan = deal(tenant, revshare_rate=Decimal("0.25"), admin_fee_percent=Decimal("20"))
+    PlanTier.objects.create(plan=plan, threshold=Decimal("1000"), rate=Decimal("0.30"))
+    attributed_player(tenant, affiliate)
+    send(
+        tenant,
+        money(tenant, "ngr_update", "n2", "1500", when="2026-03-20T10:00:00Z"),
+        money(tenant, "ngr_update", "n1", "5000", when="2026-03-10T10:00:00Z"),  # older
+        money(tenant, "ngr_update", "n3", "-200", when="2026-03-25T10:00:00Z"),
+        money(tenant, "ngr_update", "n4", "1100", when="2026-03-30T10:00:00Z"),
+    )
+    booked = LedgerEntry.objects.filter(affiliate=affiliate, kind=REVSHARE)
+    assert sum(e.ngr_amount for e in booked) == Decimal("1100")  # the latest total
+    assert sum(e.amount for e in booked) == Decimal("220")  # 25 % × 1,100 × 80 %
+
+    period_close(operator=tenant.operator, month=MARCH)
+
+    # NGR 1,100 ≥ 1,000: 30 % of the commissionable 880 = 264.
+    assert statement_of(affiliate).revshare_tier_adjustment == Decimal("44")
