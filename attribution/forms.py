@@ -142,6 +142,13 @@ class TrackingLinkInlineForm(_LinkFormMixin, forms.ModelForm):
         model = TrackingLink
         fields = ["brand", "name", "landing_url"]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            # A link's brand is fixed, as on the link's own page: its clicks were recorded
+            # for that brand (the service updates the name and landing URL only).
+            self.fields["brand"].disabled = True
+
 
 class PromoCodeInlineForm(forms.ModelForm):
     class Meta:

@@ -36,15 +36,22 @@ class RedirectLink:
         brand.allowed_domains = self.allowed_domains
         return brand.allowed_domain_list()
 
-    @functools.cached_property
+    @property
     def records_clicks(self) -> bool:
-        """Whether a click on this link counts: its affiliate is approved and its landing URL
-        is still on one of the brand's domains (it was checked when saved, but the brand's
-        list may have changed since). Otherwise the visitor goes to the brand's home."""
-        if self.affiliate_status != AffiliateStatus.APPROVED:
-            return False
+        """Whether a click on this link counts: its affiliate is approved. Otherwise the
+        visitor goes to the brand's home and nothing is recorded."""
+        return self.affiliate_status == AffiliateStatus.APPROVED
+
+    @functools.cached_property
+    def target_url(self) -> str:
+        """Where the visitor goes: the link's landing URL while it is on one of the brand's
+        domains (it was checked when saved, but the brand may have moved its home or dropped
+        a domain since), else the brand's home. The click counts either way: the affiliate
+        brought the visitor."""
         parts = urlsplit(self.landing_url)
-        return parts.scheme in ("http", "https") and (parts.hostname or "") in self.allowed_hosts()
+        if parts.scheme in ("http", "https") and (parts.hostname or "") in self.allowed_hosts():
+            return self.landing_url
+        return self.default_landing_url
 
 
 @functools.cache

@@ -3,7 +3,6 @@
 The rules and the decisions behind them are in docs/attribution.md."""
 
 import functools
-import ipaddress
 import re
 import secrets
 import uuid
@@ -22,6 +21,7 @@ from django.utils import timezone
 
 from events.models import Event, EventType
 from revvvs import sql
+from revvvs.hashing import ip_canonical
 from revvvs.models import Brand, Operator, User
 from revvvs.tenancy import operator_access_check
 
@@ -287,7 +287,11 @@ def landing_url_clean(*, brand: Brand, url: str | None) -> str:
     allowed = brand.allowed_domain_list()
     if _FORBIDDEN_URL_CHARS.search(url):
         raise ValidationError("the landing URL must not contain spaces, backslashes or controls")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname  # raises ValueError on a bad host part ("[x]", "／")
+    except ValueError:
+        raise ValidationError("the landing URL is not a valid URL") from None
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         raise ValidationError("the landing URL must be an absolute http:// or https:// URL")
     if "@" in parts.netloc:
@@ -297,7 +301,7 @@ def landing_url_clean(*, brand: Brand, url: str | None) -> str:
         _URL_VALIDATOR(url)
     except (ValueError, ValidationError):
         raise ValidationError("the landing URL is not a valid URL") from None
-    host = (parts.hostname or "").lower()
+    host = (hostname or "").lower()
     if host not in allowed:
         raise ValidationError(
             f"the landing URL's host {host!r} is not one of the brand's allowed domains "
@@ -455,7 +459,7 @@ def ip_normalise(value: str) -> str | None:
     elif value.count(":") == 1:
         value = value.split(":", 1)[0]
     try:
-        return str(ipaddress.ip_address(value))
+        return ip_canonical(value)
     except ValueError:
         return None
 
@@ -735,7 +739,7 @@ def _attribute_by_click_id(decisions: list[_Decision]) -> None:
 def _attribute_by_promo_code(decisions: list[_Decision]) -> None:
     if not decisions:
         return
-    codes = {str(d.event.payload["promo_code"]).lower() for d in decisions}
+    codes = {str(d.event.payload["promo_code"]).strip().lower() for d in decisions}
     operator_ids = {d.event.operator_id for d in decisions}
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -750,7 +754,8 @@ def _attribute_by_promo_code(decisions: list[_Decision]) -> None:
         )
     rows = {(row["operator_id"], row["code_lower"]): row for row in found}
     for decision in decisions:
-        key = (decision.event.operator_id, str(decision.event.payload["promo_code"]).lower())
+        code = str(decision.event.payload["promo_code"]).strip().lower()
+        key = (decision.event.operator_id, code)
         row = rows.get(key)
         if row is None:
             decision.warnings.append(PROMO_NOT_FOUND)

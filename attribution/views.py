@@ -97,13 +97,12 @@ def tracking_redirect(request, code: str):
     link = tracking_link_for_redirect(code=code) if LINK_CODE_RE.match(code) else None
     if link is None:
         return _not_found(request)
-    # A link whose affiliate is not approved, or whose deep link is no longer on the brand's
-    # domains (the list may have changed), goes to the brand's home and records nothing.
+    # A link whose affiliate is not approved goes to the brand's home and records nothing.
     if not link.records_clicks:
         return _redirect(link.default_landing_url)
     if request.method == "HEAD":
         # Link checkers and previewers probe with HEAD; they are not visits.
-        return _redirect(link.landing_url)
+        return _redirect(link.target_url)
     meta = request.META
     # Not request.GET: building a QueryDict cost a tenth of the redirect's own CPU.
     query = get_bytes_from_wsgi(meta, "QUERY_STRING", "").decode("utf-8", "replace")
@@ -119,5 +118,5 @@ def tracking_redirect(request, code: str):
         buffered=True,
     )
     return _redirect(
-        landing_url_with_click(link.landing_url, click_id=click_id, subs=subs, others=others)
+        landing_url_with_click(link.target_url, click_id=click_id, subs=subs, others=others)
     )

@@ -2,7 +2,6 @@
 
 import functools
 import hashlib
-import ipaddress
 import json
 import logging
 import secrets
@@ -16,7 +15,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.utils import timezone
 
 from revvvs import sql
-from revvvs.hashing import ip_hmac, secret_hmac
+from revvvs.hashing import ip_canonical, ip_hmac, secret_hmac
 from revvvs.models import Brand, Operator
 
 from .models import ApiKey, Event
@@ -188,7 +187,11 @@ def _stored_payload(raw: dict) -> dict:
     payload = _jsonable(raw)
     ip = payload.pop("ip_address", None)
     if ip:
-        payload["ip_hash"] = ip_hmac(str(ipaddress.ip_address(ip)))
+        payload["ip_hash"] = ip_hmac(ip_canonical(ip))
+    for name in ("amount", "win_amount"):
+        # Money is returned as strings (docs/events.md), also when sent as a JSON integer.
+        if type(payload.get(name)) is int:
+            payload[name] = str(payload[name])
     return payload
 
 

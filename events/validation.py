@@ -9,7 +9,6 @@ log line.
 """
 
 import difflib
-import ipaddress
 import json
 import re
 import uuid
@@ -20,6 +19,7 @@ from decimal import Decimal, InvalidOperation
 import pycountry
 from django.utils import timezone
 
+from revvvs.hashing import ip_canonical
 from revvvs.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
 
 from .models import EventType
@@ -256,7 +256,7 @@ def parse_amount(value, name: str, errors: list) -> Decimal | None:
     if not amount.is_finite():
         _err(errors, name, "must be a finite number")
         return None
-    if abs(amount) >= MAX_AMOUNT:
+    if amount.copy_abs() >= MAX_AMOUNT:  # copy_abs: no context, so 1e999999999 cannot overflow
         _err(errors, name, f"must be less than {MAX_AMOUNT:,} in absolute value")
         return None
     quantized = amount.quantize(AMOUNT_QUANTUM)
@@ -347,6 +347,59 @@ def _choice(value, name: str, errors: list, choices: tuple[str, ...]) -> str | N
     return None
 
 
+# --- what PostgreSQL can store ------------------------------------------------------------
+
+MAX_NESTING = 32
+
+
+def _storable(text: str) -> bool:
+    """PostgreSQL refuses NUL in text and jsonb, and UTF-8 has no lone surrogates."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _unstorable(raw: dict) -> dict | None:
+    """The first key or string value, at any depth, that cannot be stored (a NUL character,
+    a lone surrogate such as \\ud800), or a nesting deeper than MAX_NESTING, as an error
+    naming where it is (never quoting it: it could not be written back either); None when
+    the event can be stored as sent."""
+    stack = [(raw, "", 1)]
+    while stack:
+        value, path, depth = stack.pop()
+        where = path or None
+        if isinstance(value, dict | list):
+            if depth > MAX_NESTING:
+                return {
+                    "field": where,
+                    "message": f"is nested more than {MAX_NESTING} levels deep; flatten it",
+                }
+            if isinstance(value, dict):
+                items = []
+                for key, item in value.items():
+                    if not _storable(key):
+                        return {
+                            "field": where,
+                            "message": "has a field name with a NUL character or a lone "
+                            "surrogate (invalid Unicode); rename it",
+                        }
+                    items.append((f"{path}.{key}" if path else key, item))
+            else:
+                items = [(f"{path}[{index}]", item) for index, item in enumerate(value)]
+            stack.extend((item, item_path, depth + 1) for item_path, item in reversed(items))
+        elif isinstance(value, str) and not _storable(value):
+            return {
+                "field": where,
+                "message": "contains a NUL character (\\u0000) or a lone surrogate (invalid "
+                "Unicode), which cannot be stored; remove it and send the event again",
+            }
+    return None
+
+
 # --- the event --------------------------------------------------------------------------
 
 
@@ -368,6 +421,10 @@ def validate_event(
                 }
             ],
         )
+    problem = _unstorable(raw)
+    if problem is not None:
+        key = raw.get("idempotency_key")
+        return Invalid(key if isinstance(key, str) and _storable(key) else None, [problem])
     errors: list[dict] = []
 
     idempotency_key = None
@@ -440,7 +497,11 @@ def validate_event(
         if not isinstance(metadata, dict):
             _err(errors, "metadata", f"must be a JSON object; got {_json_type(metadata)}")
         else:
-            size = len(json.dumps(metadata, default=str, separators=(",", ":")).encode())
+            size = len(
+                json.dumps(
+                    metadata, default=str, separators=(",", ":"), ensure_ascii=False
+                ).encode()
+            )
             if size > MAX_METADATA_BYTES:
                 _err(
                     errors,
@@ -526,7 +587,7 @@ def _validate_type_fields(event_type: str, raw: dict, errors: list):
         ip = raw.get("ip_address")
         if ip is not None:
             try:
-                extra["ip_address"] = str(ipaddress.ip_address(ip)) if isinstance(ip, str) else None
+                extra["ip_address"] = ip_canonical(ip) if isinstance(ip, str) else None
             except ValueError:
                 extra["ip_address"] = None
             if extra["ip_address"] is None:

@@ -1,6 +1,7 @@
 import uuid
 
 from django.contrib.auth.models import AbstractUser
+from django.core.validators import URLValidator
 from django.db import models
 
 
@@ -28,7 +29,12 @@ class Brand(models.Model):
     )
     operator = models.ForeignKey(Operator, on_delete=models.PROTECT, related_name="brands")
     name = models.CharField(max_length=200)
-    default_landing_url = models.URLField(max_length=2000, default="https://example.com/")
+    default_landing_url = models.URLField(
+        max_length=2000,
+        default="https://example.com/",
+        # Only the schemes a redirect can answer (Django's URLField takes ftp too).
+        validators=[URLValidator(schemes=["http", "https"])],
+    )
     allowed_domains = models.TextField(
         blank=True,
         help_text="Hosts deep links may point to, one per line (the default landing URL's host "

@@ -103,6 +103,13 @@ class OperatorScopedAdmin(HandEditedRequestsMixin, admin.ModelAdmin):
 
     operator_path = "operator"
 
+    def has_add_permission(self, request):
+        # A staff user without an operator sees nothing, and adds nothing: a new row would
+        # belong to no operator.
+        if user_operator_id(request.user) == -1:
+            return False
+        return super().has_add_permission(request)
+
     def get_queryset(self, request):
         return scope_queryset(super().get_queryset(request), request.user, self.operator_path)
 

@@ -201,7 +201,9 @@ def test_not_approved_affiliate_redirects_to_the_brand_default_and_records_nothi
     assert Click.objects.count() == 0
 
 
-def test_a_deep_link_whose_domain_was_removed_goes_to_the_default(client, tenant, affiliate):
+def test_a_deep_link_whose_domain_was_removed_goes_to_the_default_and_counts(
+    client, tenant, affiliate
+):
     tenant.brand.allowed_domains = "deep.example.org"
     tenant.brand.save()
     link = tracking_link_create(
@@ -210,8 +212,20 @@ def test_a_deep_link_whose_domain_was_removed_goes_to_the_default(client, tenant
     tenant.brand.allowed_domains = ""
     tenant.brand.save()
     response = visit(client, link)
-    assert response["Location"] == tenant.brand.default_landing_url
-    assert Click.objects.count() == 0
+    click = Click.objects.get()  # the affiliate brought the visitor: the click counts
+    assert response["Location"] == f"{tenant.brand.default_landing_url}?click_id={click.id}"
+
+
+def test_a_link_on_the_brands_old_home_follows_the_brand_when_it_moves(client, tenant, affiliate):
+    link = tracking_link_create(affiliate=affiliate, brand=tenant.brand, landing_url=None)
+    tenant.brand.default_landing_url = "https://new-home.example.net/"
+    tenant.brand.allowed_domains = ""  # the old home is no longer the brand's
+    tenant.brand.save()
+
+    response = visit(client, link)
+
+    click = Click.objects.get()
+    assert response["Location"] == f"https://new-home.example.net/?click_id={click.id}"
 
 
 def test_client_ip_from_the_socket_when_no_proxy_header_is_trusted(client, link):
