@@ -1025,9 +1025,7 @@ def pending_fx_reprocess(*, operator=None, pending_ids=None) -> ReprocessResult:
             if pending_ids is not None:
                 waiting_rows = waiting_rows.filter(pk__in=pending_ids)
             chunk = list(
-                waiting_rows.order_by("pk").values_list("pk", "event__player_id")[
-                    :REPROCESS_CHUNK
-                ]
+                waiting_rows.order_by("pk").values_list("pk", "event__player_id")[:REPROCESS_CHUNK]
             )
             if not chunk:
                 break
