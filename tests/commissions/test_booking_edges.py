@@ -89,13 +89,20 @@ def test_a_pending_fx_row_resolved_while_organic_reopens_when_a_reassignment_rep
     assert (waiting, booked) == (1, 1)
 
 
-def test_a_clawback_waits_for_no_rate_that_cannot_change_the_answer(
-    tenant,
+@pytest.mark.parametrize(
+    "charged_back, cpa_left, waits",
+    [
+        # The first deposit charged back in full: unmet whatever the ARS deposit converts
+        # to (a later deposit only adds to the total), so the clawback books at once.
+        ("100", Decimal("0"), False),
+        # Only part of it: an ARS deposit of unknown value might keep the total ≥ 50, so
+        # the chargeback waits for its rate (ARS has none: the ECB does not quote it).
+        ("30", Decimal("100"), True),
+    ],
+)
+def test_a_clawback_waits_only_for_a_rate_that_can_change_the_answer(
+    tenant, charged_back, cpa_left, waits
 ):
-    """The FTD is charged back in full: the first deposit net is 0 < min_first_deposit, so the
-    thresholds are unmet whatever any later `deposit` converts to. The clawback still waits
-    for the rate of an ARS deposit (a currency the ECB never quotes): the CPA is never
-    clawed back, and the chargeback sits in pending FX for ever."""
     affiliate, _ = deal(tenant, **CPA)
     player = attributed_player(tenant, affiliate)
     send(tenant, money(tenant, "first_deposit", "ftd", "100", when="2026-03-02T10:00:00Z"))
@@ -108,12 +115,14 @@ def test_a_clawback_waits_for_no_rate_that_cannot_change_the_answer(
             tenant,
             "chargeback",
             "cb",
-            "100",
+            charged_back,
             when="2026-03-05T10:00:00Z",
             deposit_idempotency_key="ftd",
         ),
     )
-    assert cpa_net(player) == Decimal("0")
+    assert cpa_net(player) == cpa_left
+    pending = PendingFx.objects.filter(event__idempotency_key="cb", resolved_at__isnull=True)
+    assert pending.exists() == waits
 
 
 def status(tenant, key, value, when):
@@ -173,30 +182,6 @@ def test_a_same_batch_reactivation_before_the_first_deposit_lets_it_qualify(tena
     assert total(player=player, kind=LedgerKind.CPA) == Decimal("100")
 
 
-def test_a_clawback_still_waits_for_a_rate_that_could_keep_the_thresholds_met(tenant):
-    # The first deposit stays (only part of it is charged back): an ARS deposit of unknown
-    # value might keep the total ≥ 50, so the chargeback waits for its rate.
-    affiliate, _ = deal(tenant, **CPA)
-    player = attributed_player(tenant, affiliate)
-    send(tenant, money(tenant, "first_deposit", "ftd", "60", when="2026-03-02T10:00:00Z"))
-    send(
-        tenant, money(tenant, "deposit", "ars", "5000", currency="ARS", when="2026-03-03T10:00:00Z")
-    )
-    send(
-        tenant,
-        money(
-            tenant,
-            "chargeback",
-            "cb",
-            "30",
-            when="2026-03-05T10:00:00Z",
-            deposit_idempotency_key="ftd",
-        ),
-    )
-    assert cpa_net(player) == Decimal("100")
-    assert PendingFx.objects.filter(event__idempotency_key="cb", resolved_at__isnull=True).exists()
-
-
 def test_the_reprocess_action_with_nothing_in_scope_answers_without_an_error(client):
     user = PermittedManagerFactory(operator=None)
     client.force_login(user)
@@ -209,12 +194,13 @@ def test_the_reprocess_action_with_nothing_in_scope_answers_without_an_error(cli
     assert not PendingFx.objects.exists()
 
 
-def test_a_reprocessed_first_deposit_lets_the_later_deposit_that_qualifies_book_the_cpa(tenant):
-    """Plan P1 (CPA 100) until 03-15, P2 (CPA 150) from 03-16. FTD 30 USD (= 24 EUR) on
-    03-02 lacks its rate; a 03-20 EUR deposit brings the total to 104 ≥ 100. With the rate
-    on time, the 03-20 deposit is the event that makes the player qualify: CPA 150 under P2.
-    Reprocessed, the FTD counts the later deposit as 'known' and books P1's 100 dated 03-02
-    (also starting the clawback window 18 days early)."""
+@pytest.mark.parametrize("rate_on_time", [False, True], ids=["reprocessed", "rate_on_time"])
+def test_the_deposit_that_qualifies_books_the_cpa_also_after_a_reprocess(tenant, rate_on_time):
+    """Plan P1 (CPA 100) until 03-15, P2 (CPA 150) from 03-16. An FTD of 30 USD (24 EUR) on
+    03-02, then a 03-20 EUR deposit brings the total to 104 ≥ 100: the 03-20 deposit makes
+    the player qualify, so the CPA is P2's 150 dated 03-20, whether the USD rate was there
+    on time or the FTD waited for it and was reprocessed (not P1's 100 dated 03-02, which
+    would also start the clawback window 18 days early)."""
     terms = dict(min_first_deposit=Decimal("20"), min_total_deposits=Decimal("100"))
     affiliate, _ = deal(tenant, cpa_amount=Decimal("100"), valid_from=date(2026, 1, 1), **terms)
     first = affiliate.plan_assignments.get()
@@ -223,32 +209,15 @@ def test_a_reprocessed_first_deposit_lets_the_later_deposit_that_qualifies_book_
     p2 = CommissionPlanFactory(operator=tenant.operator, cpa_amount=Decimal("150"), **terms)
     PlanAssignmentFactory(plan=p2, affiliate=affiliate, valid_from=date(2026, 3, 16))
     player = attributed_player(tenant, affiliate)
+    if rate_on_time:
+        FxRateFactory(currency="USD", date=date(2026, 3, 2), rate=Decimal("1.25"))
     send(
         tenant,
         money(tenant, "first_deposit", "ftd", "30", currency="USD", when="2026-03-02T10:00:00Z"),
     )
     send(tenant, money(tenant, "deposit", "dep", "80", when="2026-03-20T10:00:00Z"))
-    FxRateFactory(currency="USD", date=date(2026, 3, 2), rate=Decimal("1.25"))
-    pending_fx_reprocess()
-    (cpa,) = entries(player=player, kind=LedgerKind.CPA)
-    assert (cpa.amount, cpa.activity_date) == (Decimal("150"), date(2026, 3, 20))
-
-
-def test_with_the_rate_on_time_the_later_deposit_books_the_cpa_too(tenant):
-    # The control of the test above: the same events with the rate already there.
-    terms = dict(min_first_deposit=Decimal("20"), min_total_deposits=Decimal("100"))
-    affiliate, _ = deal(tenant, cpa_amount=Decimal("100"), valid_from=date(2026, 1, 1), **terms)
-    first = affiliate.plan_assignments.get()
-    first.valid_to = date(2026, 3, 15)
-    first.save()
-    p2 = CommissionPlanFactory(operator=tenant.operator, cpa_amount=Decimal("150"), **terms)
-    PlanAssignmentFactory(plan=p2, affiliate=affiliate, valid_from=date(2026, 3, 16))
-    player = attributed_player(tenant, affiliate)
-    FxRateFactory(currency="USD", date=date(2026, 3, 2), rate=Decimal("1.25"))
-    send(
-        tenant,
-        money(tenant, "first_deposit", "ftd", "30", currency="USD", when="2026-03-02T10:00:00Z"),
-    )
-    send(tenant, money(tenant, "deposit", "dep", "80", when="2026-03-20T10:00:00Z"))
+    if not rate_on_time:
+        FxRateFactory(currency="USD", date=date(2026, 3, 2), rate=Decimal("1.25"))
+        pending_fx_reprocess()
     (cpa,) = entries(player=player, kind=LedgerKind.CPA)
     assert (cpa.amount, cpa.activity_date) == (Decimal("150"), date(2026, 3, 20))

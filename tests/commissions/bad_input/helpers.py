@@ -3,6 +3,7 @@
 from django.contrib.auth.models import Permission
 
 from revvvs.models import User
+from tests.commissions.test_admin_booking import plan_form as admin_plan_form
 from tests.factories import ManagerFactory
 
 
@@ -22,21 +23,8 @@ def superuser():
 
 
 def plan_form(**fields) -> dict:
-    """The plan admin's form, no tiers unless `fields` add them."""
-    return {
-        "currency": "EUR",
-        "admin_fee_percent": "0",
-        "min_first_deposit": "0",
-        "min_total_deposits": "0",
-        "qualification_days": "30",
-        "clawback_days": "90",
-        "tier_basis": "ngr",
-        "tier_mode": "tiered",
-        "sub_affiliate_rate": "0",
-        "tiers-TOTAL_FORMS": "0",
-        "tiers-INITIAL_FORMS": "0",
-        **fields,
-    }
+    """The plan admin's form in EUR, no tiers unless `fields` add them."""
+    return admin_plan_form(**{"currency": "EUR", **fields})
 
 
 def affiliate_page_data(client, affiliate) -> dict:
