@@ -238,6 +238,16 @@ def _lock_players_sql() -> str:
     )
 
 
+@functools.cache
+def _lock_organic_sql() -> str:
+    meta = Player._meta
+    pk, affiliate = sql.qn(meta.pk.column), sql.qn(meta.get_field("affiliate").column)
+    return (
+        f"SELECT {pk}, {affiliate} FROM {sql.qn(meta.db_table)} WHERE {pk} = ANY(%s) "
+        f"ORDER BY {pk} FOR NO KEY UPDATE"
+    )
+
+
 @dataclass
 class _CpaState:
     has_cpa: bool = False
@@ -465,6 +475,32 @@ class _Batch:
             cursor.nextset()
             self.periods.preload(period_booking_floor_of(cursor.fetchone()[0]))
 
+    def _still_organic_left_out(self, candidates: list[Event]) -> list[Event]:
+        """The candidates without the events of players read as registered and organic that
+        are still organic under their lock: one statement that only locks and reads the
+        affiliate, where the booking state would be five (the locks wait for a reassignment
+        in flight, and make it wait for this request)."""
+        organic = {
+            e.player_id
+            for e in candidates
+            if e.player.affiliate_id is None and e.player.registered_at is not None
+        }
+        if not organic:
+            return candidates
+        if sql.is_postgresql():
+            with connection.cursor() as cursor:
+                cursor.execute(_lock_organic_sql(), [sorted(organic)])
+                locked = cursor.fetchall()
+        else:
+            locked = (
+                Player.objects.select_for_update(no_key=True)
+                .filter(pk__in=sorted(organic))
+                .order_by("pk")
+                .values_list("pk", "affiliate_id")
+            )
+        still_organic = {player_id for player_id, affiliate_id in locked if affiliate_id is None}
+        return [e for e in candidates if e.player_id not in still_organic]
+
     def run(self) -> set[uuid.UUID]:
         """Book; returns the ids of events whose effect waits for an FX rate."""
         # Every player is re-read under its lock, organic ones too: a player read as
@@ -472,6 +508,9 @@ class _Batch:
         # may be being reassigned; neither request can see this uncommitted event, so this
         # one must wait for it and book under the affiliate it left (or nothing).
         candidates = [e for e in self.events if e.event_type in BOOKING_TYPES]
+        if not candidates:
+            return set()
+        candidates = self._still_organic_left_out(candidates)
         if not candidates:
             return set()
         player_ids = sorted({e.player_id for e in candidates})
