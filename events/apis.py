@@ -27,7 +27,7 @@ from . import selectors
 from .models import EventType
 from .ratelimit import rate_limit_hit
 from .services import api_key_authenticate, events_ingest
-from .validation import PLAYER_STATUSES, PRODUCTS
+from .validation import PLAYER_STATUSES, PRODUCTS, json_object
 
 MAX_BATCH = 100
 
@@ -132,7 +132,12 @@ def parse_body(request) -> object:
         )
     try:
         text = body.decode("utf-8")
-        return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+        return json.loads(
+            text,
+            parse_float=Decimal,
+            parse_constant=_reject_constant,
+            object_pairs_hook=json_object,
+        )
     except RecursionError:
         raise ApiError(400, "malformed_json", "the body is nested too deeply") from None
     except (UnicodeDecodeError, ValueError) as exc:
@@ -440,10 +445,16 @@ class EventsApi(ApiKeyMixin, APIView):
     def _batch(self, api_key, body):
         extra = sorted(set(body) - {"events"})
         if extra:
+            # Quoted as JSON strings: a name may hold what UTF-8 cannot encode (\ud800).
             raise ApiError(
                 400,
                 "invalid_batch",
-                f'a batch body holds only "events"; unexpected: {", ".join(extra)}',
+                f'a batch body holds only "events"; unexpected: '
+                f"{', '.join(json.dumps(name) for name in extra)}",
+            )
+        if getattr(body, "repeated", ()):
+            raise ApiError(
+                400, "invalid_batch", 'a batch body holds "events" once; it was sent twice'
             )
         events = body["events"]
         if not isinstance(events, list):

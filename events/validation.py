@@ -349,6 +349,24 @@ def _choice(value, name: str, errors: list, choices: tuple[str, ...]) -> str | N
 
 # --- what PostgreSQL can store ------------------------------------------------------------
 
+
+class JsonObject(dict):
+    """A JSON object as parsed; `repeated` names the keys it held more than once (JSON allows
+    them, and a parser keeps the last value: a duplicated field would be read silently)."""
+
+    __slots__ = ("repeated",)
+
+
+def json_object(pairs: list) -> JsonObject:
+    """`object_pairs_hook` of the API's JSON parser."""
+    obj = JsonObject(pairs)
+    obj.repeated = ()
+    if len(obj) != len(pairs):
+        seen: set = set()
+        obj.repeated = tuple(dict.fromkeys(k for k, _ in pairs if k in seen or seen.add(k)))
+    return obj
+
+
 MAX_NESTING = 32
 
 
@@ -388,6 +406,12 @@ def _unstorable(raw: dict) -> dict | None:
                             "surrogate (invalid Unicode); rename it",
                         }
                     items.append((f"{path}.{key}" if path else key, item))
+                repeated = getattr(value, "repeated", ())
+                if repeated:
+                    return {
+                        "field": f"{path}.{repeated[0]}" if path else repeated[0],
+                        "message": "is sent more than once in the same object; send it once",
+                    }
             else:
                 items = [(f"{path}[{index}]", item) for index, item in enumerate(value)]
             stack.extend((item, item_path, depth + 1) for item_path, item in reversed(items))

@@ -1,7 +1,9 @@
-"""Details of docs/events.md (the Event Reference): the metadata size, money as strings."""
+"""Details of docs/events.md (the Event Reference): the metadata size, money as strings,
+fields sent twice."""
 
 import json
 
+from events.models import Event
 from tests.events.api_input_helpers import deposit, post_json, post_raw, registration
 
 
@@ -29,3 +31,43 @@ def test_an_integer_amount_is_returned_as_a_string(tenant):
     payload = tenant.get_event(event_id).json()["payload"]
 
     assert isinstance(payload["amount"], str), payload
+
+
+def test_a_field_sent_twice_is_an_error_naming_it(tenant):
+    body = json.dumps(deposit(tenant))[:-1] + ', "amount": "99.00"}'  # amount twice
+
+    response = post_raw(tenant, body)
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        {
+            "field": "amount",
+            "message": "is sent more than once in the same object; send it once",
+        }
+    ]
+    assert not Event.objects.exists()
+
+
+def test_a_field_sent_twice_in_metadata_is_an_error_naming_where(tenant):
+    event = json.dumps(registration(tenant, metadata={"campaign": "a"}))
+    body = event.replace('"campaign": "a"', '"campaign": "a", "campaign": "b"')
+
+    response = post_raw(tenant, body)
+
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "metadata.campaign"
+
+
+def test_a_batch_with_events_twice_is_refused(tenant):
+    one = json.dumps(registration(tenant))
+    response = post_raw(tenant, f'{{"events": [{one}], "events": [{one}]}}')
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_batch"
+    assert not Event.objects.exists()
+
+
+def test_an_unexpected_batch_key_that_utf8_cannot_encode_is_a_400(tenant):
+    one = json.dumps(registration(tenant))
+    response = post_raw(tenant, f'{{"events": [{one}], "\\ud800": 1}}')
+    assert response.status_code == 400
+    assert '"\\ud800"' in response.json()["message"]
