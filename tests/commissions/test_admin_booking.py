@@ -17,6 +17,7 @@ from commissions.models import (
     PlanAssignment,
 )
 from revvvs.models import User
+from tests.commissions.admin_helpers import affiliate_page_data, plan_form
 from tests.commissions.factories import (
     CommissionPlanFactory,
     attributed_player,
@@ -231,23 +232,6 @@ def test_assignments_inline_on_the_affiliate_page(client_a, a, b):
     assert "alpha-plan" in page and "bravo-plan" not in page
 
 
-def plan_form(**fields) -> dict:
-    """The plan admin's add form, with no tiers unless `fields` add them."""
-    return {
-        "admin_fee_percent": "0",
-        "min_first_deposit": "0",
-        "min_total_deposits": "0",
-        "qualification_days": "30",
-        "clawback_days": "90",
-        "tier_basis": "ngr",
-        "tier_mode": "tiered",
-        "sub_affiliate_rate": "0",
-        "tiers-TOTAL_FORMS": "0",
-        "tiers-INITIAL_FORMS": "0",
-        **fields,
-    }
-
-
 def test_plan_form_validates_rates_and_codes(client_a, tenant):
     response = client_a.post(
         "/admin/commissions/commissionplan/add/",
@@ -331,21 +315,7 @@ def test_an_assigned_plan_s_currency_cannot_change(client_a, tenant):
 
 def test_an_affiliate_s_payout_currency_cannot_leave_its_plans(client_a, tenant):
     affiliate, plan = deal(tenant, cpa_amount=Decimal("50"))
-    page = client_a.get(f"/admin/attribution/affiliate/{affiliate.pk}/change/")
-    assert page.status_code == 200
-    form = page.context["adminform"].form
-    data = {
-        name: ("" if value is None else value)
-        for name, value in form.initial.items()
-        if name in form.fields and name != "password"
-    }
-    for formset in page.context["inline_admin_formsets"]:
-        management = formset.formset.management_form
-        data.update({f"{management.prefix}-{k}": v for k, v in management.initial.items()})
-        for inline_form in formset.formset.forms:
-            for name in inline_form.fields:
-                value = inline_form[name].value()
-                data[inline_form.add_prefix(name)] = "" if value is None else value
+    data = affiliate_page_data(client_a, affiliate)
     data["payout_currency"] = "USD"
     response = client_a.post(f"/admin/attribution/affiliate/{affiliate.pk}/change/", data)
     assert response.status_code == 200
