@@ -3,9 +3,16 @@
 from django import forms
 from django.core.exceptions import ValidationError
 
+from revvvs.models import User
+
 from .models import Affiliate, PromoCode, TrackingLink
 from .selectors import affiliates_for_reassignment
-from .services import PROMO_CODE_RE, affiliate_currency_check, landing_url_clean
+from .services import (
+    PROMO_CODE_RE,
+    affiliate_currency_check,
+    landing_url_clean,
+    referrer_cycle_check,
+)
 
 
 class AffiliateAdminForm(forms.ModelForm):
@@ -50,8 +57,19 @@ class AffiliateAdminForm(forms.ModelForm):
                 self.add_error(
                     "referrer", "the referrer must be an affiliate of the same operator's programme"
                 )
-            if self.instance.pk and referrer.pk == self.instance.pk:
-                self.add_error("referrer", "an affiliate cannot be their own referrer")
+            try:
+                referrer_cycle_check(affiliate_id=self.instance.pk, referrer=referrer)
+            except ValidationError as exc:
+                for name, errors in exc.message_dict.items():
+                    self.add_error(name, errors)
+        email = (cleaned.get("email") or "").strip().lower()
+        if email and self.instance.pk is None and operator_id is not None:
+            # The manager's form has no operator field, so the model's (operator, email)
+            # constraint is not checked by the form; nor is the login, which is global.
+            if Affiliate.objects.filter(operator_id=operator_id, email__iexact=email).exists():
+                self.add_error("email", "an affiliate with this email is already in the programme")
+            elif User.objects.filter(username__iexact=email).exists():
+                self.add_error("email", "this email already has a login here; use another address")
         if cleaned.get("payout_currency") and not self.errors:
             try:
                 affiliate_currency_check(

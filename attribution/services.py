@@ -71,11 +71,36 @@ def _referrer_check(
         raise ValidationError(
             {"referrer": "the referrer must be an affiliate of the same operator's programme"}
         )
-    if affiliate_id is not None and referrer.pk == affiliate_id:
-        raise ValidationError({"referrer": "an affiliate cannot be their own referrer"})
+    referrer_cycle_check(affiliate_id=affiliate_id, referrer=referrer)
     affiliate_currency_check(
         affiliate_id=affiliate_id, payout_currency=payout_currency, referrer=referrer
     )
+
+
+def referrer_cycle_check(*, affiliate_id: int | None, referrer: Affiliate | None) -> None:
+    """An affiliate is never their own referrer, directly or through a chain (x refers y,
+    y is made x's referrer: each would earn a share of the other).
+
+    Raises:
+        ValidationError: on `referrer`, naming the chain.
+    """
+    if referrer is None or affiliate_id is None:
+        return
+    if referrer.pk == affiliate_id:
+        raise ValidationError({"referrer": "an affiliate cannot be their own referrer"})
+    chain, seen, current = [referrer], {referrer.pk}, referrer.referrer_id
+    while current is not None and current not in seen:
+        if current == affiliate_id:
+            names = " → ".join(str(a) for a in reversed(chain))
+            raise ValidationError(
+                {
+                    "referrer": f"{referrer} is one of this affiliate's own referrals (this "
+                    f"affiliate → {names}); pick a referrer outside them"
+                }
+            )
+        seen.add(current)
+        chain.append(Affiliate.objects.get(pk=current))
+        current = chain[-1].referrer_id
 
 
 def affiliate_currency_check(

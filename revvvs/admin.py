@@ -125,6 +125,25 @@ class UserAdmin(OperatorScopedAdmin, DjangoUserAdmin):
             )
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
+    def get_queryset(self, request):
+        users = super().get_queryset(request)
+        if not request.user.is_superuser:
+            # A superuser tied to an operator is still out of its managers' reach: whoever
+            # could set their password would hold every operator's data.
+            users = users.filter(is_superuser=False)
+        return users
+
+    def save_related(self, request, form, formsets, change):
+        # The manager's form offers only the permissions they hold themselves; what a
+        # superuser granted beyond that is kept, not dropped by a save that never showed it.
+        kept = []
+        field = form.fields.get("user_permissions")
+        if change and field is not None and not request.user.is_superuser:
+            kept = list(form.instance.user_permissions.exclude(pk__in=field.queryset.values("pk")))
+        super().save_related(request, form, formsets, change)
+        if kept:
+            form.instance.user_permissions.add(*kept)
+
     def save_model(self, request, obj, form, change):
         if not request.user.is_superuser:
             # Whatever was posted: a manager's users are never superusers and stay in the

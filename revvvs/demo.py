@@ -80,15 +80,32 @@ def seed_demo() -> dict:
     return result
 
 
+class DemoConflict(Exception):
+    """The database holds a login with a demo username that is not the demo's."""
+
+
 def _user(credentials, *, operator, is_staff, is_superuser) -> User:
+    """The demo login, created when missing. An existing login of that name is used only if
+    it is the demo's (same operator and kind, the published password): seed_demo never
+    changes a password or the rights of a login it finds, which may be a real one."""
     username, password = credentials
     user, created = User.objects.get_or_create(
         username=username,
         defaults={"operator": operator, "is_staff": is_staff, "is_superuser": is_superuser},
     )
-    if created or not user.check_password(password):
+    if created:
         user.set_password(password)
         user.save()
+    elif (
+        user.operator_id != (operator.pk if operator else None)
+        or user.is_superuser != is_superuser
+        or not user.check_password(password)
+    ):
+        raise DemoConflict(
+            f"a login named {username!r} exists already and is not the demo's (another "
+            "operator, other rights or another password); seed_demo leaves it alone. Load "
+            "the demo into a database of its own, or rename that login."
+        )
     if is_staff and not is_superuser:
         _grant_manager_permissions(user)
     return user

@@ -365,7 +365,14 @@ class PendingFxAdmin(OperatorScopedAdmin):
     def event_type(self, obj):
         return obj.event.event_type
 
-    @admin.action(description="Reprocess selected events (apply the FX rate when it exists)")
+    def has_reprocess_permission(self, request):
+        # Reprocessing books ledger entries: more than the view permission the list needs.
+        return request.user.has_perm("commissions.change_pendingfx")
+
+    @admin.action(
+        description="Reprocess selected events (apply the FX rate when it exists)",
+        permissions=["reprocess"],
+    )
     def reprocess(self, request, queryset):
         operator_id = user_operator_id(request.user)
         ids = list(queryset.filter(resolved_at__isnull=True).values_list("pk", flat=True))

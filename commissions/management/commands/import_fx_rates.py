@@ -18,7 +18,9 @@ class Command(BaseCommand):
                 text = handle.read()
         except OSError as exc:
             raise CommandError(f"cannot read {file}: {exc.strerror}") from exc
-        except UnicodeDecodeError:
+        except ValueError as exc:
+            if not isinstance(exc, UnicodeDecodeError):  # open(): "embedded null byte"
+                raise CommandError(f"cannot read {file!r}: {exc}") from None
             raise CommandError(
                 f"{file} is not a UTF-8 CSV file (unzip eurofxref-hist.zip or eurofxref.zip "
                 "first and give the .csv)"

@@ -2,8 +2,11 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from events.models import ApiKey
 from events.services import api_key_create
 from revvvs.models import Operator
+
+from ._arguments import text_argument
 
 
 class Command(BaseCommand):
@@ -18,7 +21,8 @@ class Command(BaseCommand):
         operator = Operator.objects.filter(pk=options["operator"]).first()
         if operator is None:
             raise CommandError(f"no operator with id {options['operator']}")
-        _, key = api_key_create(operator=operator, name=options["name"])
+        name = text_argument(options["name"], model=ApiKey, field="name", flag="--name")
+        _, key = api_key_create(operator=operator, name=name)
         if options["json"]:
             self.stdout.write(json.dumps({"api_key": key}))
             return

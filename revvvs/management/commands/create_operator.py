@@ -2,8 +2,10 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from revvvs.models import Operator
+from revvvs.models import Brand, Operator
 from revvvs.services import operator_create
+
+from ._arguments import text_argument
 
 
 class Command(BaseCommand):
@@ -25,8 +27,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        name = options["name"].strip()
-        brands = [b.strip() for b in options["brands"]]
+        name = text_argument(options["name"], model=Operator, field="name", flag="--name")
+        brands = [
+            text_argument(b, model=Brand, field="name", flag="--brand") for b in options["brands"]
+        ]
         if not name or not all(brands):
             raise CommandError("the operator and brand names must not be empty")
         if Operator.objects.filter(name=name).exists():

@@ -1,8 +1,8 @@
 import json
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
-from revvvs.demo import seed_demo
+from revvvs.demo import DemoConflict, seed_demo
 
 
 class Command(BaseCommand):
@@ -12,7 +12,10 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print what was seeded as JSON.")
 
     def handle(self, *args, **options):
-        result = seed_demo()
+        try:
+            result = seed_demo()
+        except DemoConflict as exc:
+            raise CommandError(str(exc)) from None
         if options["json"]:
             self.stdout.write(json.dumps(result, indent=2))
             return
