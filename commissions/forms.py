@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from attribution.models import Affiliate, Player
 
 from .models import CommissionPlan, FxRate, LedgerEntry, LedgerKind, PlanAssignment
-from .services.booking import plan_assignment_validate
+from .services.booking import plan_assignment_validate, plan_assignments_overlap_check
 from .services.fx import FX_RATE_QUANTUM
 
 CURRENCIES = frozenset(c.alpha_3 for c in pycountry.currencies)
@@ -101,8 +101,37 @@ class CommissionPlanForm(forms.ModelForm):
             raise ValidationError("a percentage between 0 and 100")
         return value
 
+    # The CPA terms a clawback is judged against (booking._book_clawback reads the plan as
+    # it is): changed after CPAs were booked, they would claw back CPAs earned under others.
+    CPA_CLAWBACK_TERMS = (
+        "min_first_deposit",
+        "min_total_deposits",
+        "qualification_days",
+        "clawback_days",
+    )
+
+    def _check_cpa_terms_unchanged(self, data):
+        plan = self.instance
+        if not plan.pk:
+            return
+        changed = [
+            name
+            for name in self.CPA_CLAWBACK_TERMS
+            if name in data and data[name] != getattr(plan, name)
+        ]
+        if changed and LedgerEntry.objects.filter(plan=plan, kind=LedgerKind.CPA).exists():
+            for name in changed:
+                self.add_error(
+                    name,
+                    f"the plan has CPAs booked under {name} = {getattr(plan, name)}, and their "
+                    "clawbacks are judged by it; it cannot change. Create a plan with the new "
+                    "terms and assign it from the date it should apply (ending this plan's "
+                    "assignments the day before)",
+                )
+
     def clean(self):
         data = super().clean()
+        self._check_cpa_terms_unchanged(data)
         for name in ("cpa_amount", "min_first_deposit", "min_total_deposits"):
             if data.get(name) is not None and data[name] < 0:
                 self.add_error(name, "must not be negative")
@@ -241,13 +270,22 @@ class PlanAssignmentFormSet(forms.BaseInlineFormSet):
         from .services.booking import plan_assignment_change
 
         data = form.cleaned_data
+        # Checked against the page's other rows by clean(), with their new dates; saved one
+        # by one, a row would clash with another's old dates (moving a switch earlier).
         return plan_assignment_change(
             assignment=obj,
             plan=data["plan"],
             brand=data.get("brand"),
             valid_from=data["valid_from"],
             valid_to=data.get("valid_to"),
+            exclude_pks=form.page_pks,
         )
+
+    def save(self, commit=True):
+        saved = super().save(commit=commit)
+        if commit and self.instance.pk:
+            plan_assignments_overlap_check(affiliate=self.instance)
+        return saved
 
 
 class LedgerAdjustForm(forms.Form):

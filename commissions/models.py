@@ -332,6 +332,11 @@ class Statement(models.Model):
     carryover_in = MoneyField(default=0, help_text="Negative balance brought from the last period.")
     rollover_in = MoneyField(default=0, help_text="Unpaid amount below minimum payout brought in.")
     carryover_out = MoneyField(default=0)
+    revshare_written_off = MoneyField(
+        default=0,
+        help_text="Negative RevShare reset to zero at the close (the plan carries no negative "
+        "balance): added back, so the statement adds up.",
+    )
     rollover_out = MoneyField(default=0)
     net_payable = MoneyField(default=0)
     status = models.CharField(

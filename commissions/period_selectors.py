@@ -20,6 +20,7 @@ STATEMENT_AMOUNTS = [
     "carryover_in",
     "rollover_in",
     "carryover_out",
+    "revshare_written_off",
     "rollover_out",
     "net_payable",
 ]

@@ -292,6 +292,7 @@ class StatementAdmin(OperatorOwnedAdmin):
                     "carryover_in",
                     "rollover_in",
                     "carryover_out",
+                    "revshare_written_off",
                     "rollover_out",
                     "net_payable",
                 )

@@ -10,6 +10,7 @@ bulk (a CPA, once per player ever, as the database's constraint decides).
 """
 
 import functools
+import itertools
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -1465,6 +1466,30 @@ def plan_assignment_validate(
         raise ValidationError(errors)
 
 
+def plan_assignments_overlap_check(*, affiliate: Affiliate) -> None:
+    """After a page changed several assignments of `affiliate` at once: none of them
+    overlaps another for the same brand (a concurrent save of the same page could leave two
+    overlapping; each row was checked without the page's other rows).
+
+    Raises:
+        ValidationError: naming the two assignments.
+    """
+    _lock_affiliate(affiliate.pk)
+    rows = sorted(
+        PlanAssignment.objects.filter(affiliate=affiliate).select_related("plan"),
+        key=lambda a: (a.brand_id or 0, a.valid_from),
+    )
+    for before, after in itertools.pairwise(rows):
+        if before.brand_id == after.brand_id and (
+            before.valid_to is None or before.valid_to >= after.valid_from
+        ):
+            raise ValidationError(
+                f"the assignments of '{before.plan}' and '{after.plan}' overlap from "
+                f"{after.valid_from}; someone else changed them at the same time: reload the "
+                "page"
+            )
+
+
 def _lock_affiliate(affiliate_id: int) -> str:
     """Lock the affiliate's row; returns its payout currency as locked. Concurrent
     assignments and payout-currency changes of one affiliate serialise here, so the overlap
@@ -1515,8 +1540,13 @@ def plan_assignment_change(
     brand=None,
     valid_from: date,
     valid_to: date | None = None,
+    exclude_pks: frozenset = frozenset(),
 ) -> PlanAssignment:
-    """Change an assignment (typically: end it with valid_to), with plan_assign's checks."""
+    """Change an assignment (typically: end it with valid_to), with plan_assign's checks.
+
+    `exclude_pks`: assignments changed in the same save (the affiliate page), whose new
+    dates the caller has checked against this one; they are left out of the overlap check,
+    which would otherwise see their old dates."""
     assignment.affiliate.payout_currency = _lock_affiliate(assignment.affiliate_id)
     plan_assignment_validate(
         affiliate=assignment.affiliate,
@@ -1525,6 +1555,7 @@ def plan_assignment_change(
         valid_from=valid_from,
         valid_to=valid_to,
         exclude_pk=assignment.pk,
+        exclude_pks=exclude_pks,
     )
     assignment.plan, assignment.brand = plan, brand
     assignment.valid_from, assignment.valid_to = valid_from, valid_to

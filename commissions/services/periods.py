@@ -12,6 +12,7 @@ memory used does not grow with the number of entries.
 """
 
 import functools
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -77,11 +78,14 @@ class CloseResult:
 # month before and the month after exist (date.min and date.max would overflow).
 MONTH_MIN = date(1970, 1, 1)
 MONTH_MAX = date(9998, 12, 1)
+MONTH_RE = re.compile(r"[0-9]{4}-[0-9]{2}")  # strptime alone takes 2026-1 for January
 
 
 def month_parse(value: str) -> date:
     """The first day of the month `value` ("YYYY-MM"); ValueError with a message to show."""
     try:
+        if not MONTH_RE.fullmatch(value.strip()):
+            raise ValueError
         month = datetime.strptime(value.strip(), "%Y-%m").date()
     except ValueError:
         raise ValueError(f"bad month {value!r}: give it as YYYY-MM, e.g. 2026-03") from None
@@ -172,6 +176,7 @@ class Figures:
     carryover_in: Decimal
     rollover_in: Decimal
     carryover_out: Decimal
+    revshare_written_off: Decimal
     rollover_out: Decimal
     net_payable: Decimal
     earned: Decimal  # this period's commission, carry-ins applied, before rollover_in
@@ -213,6 +218,8 @@ def figures_compute(
         revshare += absorbed
         cpa -= absorbed
     carryover_out = revshare if revshare < 0 and negative_carryover else ZERO
+    # Off, a negative RevShare resets to zero: the statement shows what it wrote off.
+    written_off = -revshare if revshare < 0 and not negative_carryover else ZERO
     earned = (
         max(revshare, ZERO)
         + cpa
@@ -227,6 +234,7 @@ def figures_compute(
         carryover_in=quantize(carryover_in),
         rollover_in=quantize(rollover_in),
         carryover_out=quantize(carryover_out),
+        revshare_written_off=quantize(written_off),
         rollover_out=quantize(balance - net_payable),
         net_payable=quantize(net_payable),
         earned=quantize(earned),
@@ -321,11 +329,14 @@ def closed_month_revshare_paid(*, affiliate_id: int, month: date, amount: Decima
 
 
 def payout_currency_change_check(*, affiliate_id: int, currency: str) -> None:
-    """An affiliate's payout currency may change only when nothing still to be paid is in
-    another one: no entry in a month not yet closed, no balance carried by its last
-    statement, no plan assignment in force or to come. A statement is in one currency, and
-    the close refuses an affiliate whose month mixes two (the ledger being append-only, such
-    a month could never be closed).
+    """An affiliate's payout currency may change only when nothing can book in the old one
+    any more: no entry in a month not yet closed, no balance carried by its last statement,
+    no plan assignment in another currency (ended ones included: late events dated under
+    them still book), no commission from players in another currency (a reassignment gives
+    it back in that currency). A statement is in one currency, and the close refuses an
+    affiliate whose month mixes two (the ledger being append-only, such a month could never
+    be closed). So only an affiliate whose history in the old currency is manual
+    adjustments can change; one paid by a plan keeps its currency.
 
     Raises:
         ValidationError: on `payout_currency`, saying what is open in which currency.
@@ -360,17 +371,32 @@ def payout_currency_change_check(*, affiliate_id: int, currency: str) -> None:
             f"(carryover {last.carryover_out}, rollover {last.rollover_out}); settle it with a "
             f"manual adjustment in {last.currency} first"
         )
-    today = timezone.now().date()
+    # Ended assignments count too: an event dated while one was in force books under it
+    # whenever it arrives (late events have no time limit), in its plan's currency.
     plans = sorted(
         PlanAssignment.objects.filter(affiliate_id=affiliate_id)
-        .filter(Q(valid_to__isnull=True) | Q(valid_to__gte=today))
         .exclude(plan__currency=currency)
         .values_list("plan__name", "plan__currency")
         .distinct()
     )
     if plans:
         names = ", ".join(f"{name} ({plan_currency})" for name, plan_currency in plans)
-        problems.append(f"it is assigned {names}; end those assignments first")
+        problems.append(
+            f"it is assigned {names} (in force, to come or ended: late events, chargebacks "
+            "and reassignments of players dated under an assignment book in its plan's "
+            "currency at any time)"
+        )
+    elif (
+        LedgerEntry.objects.filter(affiliate_id=affiliate_id, player__isnull=False)
+        .exclude(currency=currency)
+        .exists()
+    ):
+        # Commission earned from players (e.g. moved to this affiliate by a reassignment)
+        # is given back in its own currency if a player is reassigned again.
+        problems.append(
+            "it holds commission from players in another currency, which a reassignment "
+            "of those players would reverse in that currency"
+        )
     if problems:
         raise ValidationError(
             {
@@ -442,6 +468,26 @@ def _check_order(operator: Operator, month: date) -> None:
             f"close {open_month:%Y-%m} first: it has ledger entries and is still open "
             "(months close in order)"
         )
+    if latest_closed is None:
+        # The first close starts the chain of consecutive months: it must be the earliest
+        # month with entries, or every empty month from it to the first real one would have
+        # to be closed by hand first.
+        first = (
+            LedgerEntry.objects.filter(operator=operator)
+            .order_by("period")
+            .values_list("period", flat=True)
+            .first()
+        )
+        if first is None:
+            raise PeriodError(
+                f"{month:%Y-%m} has nothing to close: the operator has no ledger entries yet "
+                "(the first close is the earliest month with entries)"
+            )
+        if first > month:
+            raise PeriodError(
+                f"{month:%Y-%m} has no ledger entries; the first close is the earliest month "
+                f"with entries, {first:%Y-%m}"
+            )
 
 
 def _plans(operator: Operator) -> dict[int, CommissionPlan]:
@@ -774,6 +820,7 @@ def _build_statements(
                 carryover_in=figures.carryover_in,
                 rollover_in=figures.rollover_in,
                 carryover_out=figures.carryover_out,
+                revshare_written_off=figures.revshare_written_off,
                 rollover_out=figures.rollover_out,
                 net_payable=figures.net_payable,
                 status=StatementStatus.DRAFT,

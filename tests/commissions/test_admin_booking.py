@@ -321,6 +321,6 @@ def test_an_affiliate_s_payout_currency_cannot_leave_its_plans(client_a, tenant)
     assert response.status_code == 200
     page = response.content.decode()
     assert "the payout currency cannot change to USD" in page
-    assert f"it is assigned {plan.name} (EUR); end those assignments first" in page
+    assert f"it is assigned {plan.name} (EUR) (in force, to come or ended" in page
     affiliate.refresh_from_db()
     assert affiliate.payout_currency == "EUR"
