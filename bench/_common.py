@@ -52,6 +52,7 @@ def machine_info(pg_url: str = PG_URL) -> dict:
         pg_version = pg_admin_query(pg_url, "SHOW server_version")
     except Exception as exc:  # the benchmark reports it; it fails later if PG is really down
         pg_version = f"unavailable ({exc})"
+    loop_seconds, steal_percent = cpu_reference()
     return {
         "nproc": os.cpu_count(),
         "cpu": cpu,
@@ -59,7 +60,36 @@ def machine_info(pg_url: str = PG_URL) -> dict:
         "loadavg_1m": round(os.getloadavg()[0], 2),
         "postgresql": pg_version,
         "python": platform.python_version(),
+        "python_loop_10m_s": loop_seconds,
+        "cpu_steal_percent": steal_percent,
     }
+
+
+def _proc_stat_cpu() -> list[int] | None:
+    try:
+        return [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+
+
+def cpu_reference() -> tuple[float, float | None]:
+    """How fast this machine's Python is right now: the CPU seconds of a 10-million-step
+    loop (0.42-0.73 s on the 2-core VM of 2026-12-02, within minutes, idle), and the share of
+    CPU time the hypervisor stole meanwhile (/proc/stat). The same code's figures move
+    with both, so each run prints them beside its own."""
+    before = _proc_stat_cpu()
+    started = time.process_time()
+    total = 0
+    for step in range(10_000_000):
+        total += step
+    seconds = round(time.process_time() - started, 3)
+    after = _proc_stat_cpu()
+    steal = None
+    if before and after and len(before) > 7:
+        delta = [b - a for a, b in zip(before, after, strict=False)]
+        if sum(delta):
+            steal = round(100 * delta[7] / sum(delta), 1)
+    return seconds, steal
 
 
 def print_machine(info: dict) -> None:
@@ -67,6 +97,10 @@ def print_machine(info: dict) -> None:
         f"machine: nproc={info['nproc']}  cpu={info['cpu']}  ram={info['ram_gib']} GiB  "
         f"PostgreSQL {info['postgresql']}  Python {info['python']}  "
         f"load(1m)={info['loadavg_1m']}"
+    )
+    print(
+        f"cpu reference: a 10M-step Python loop took {info['python_loop_10m_s']} s of CPU "
+        f"(steal {info['cpu_steal_percent']} %); compare figures of runs with similar ones"
     )
 
 
