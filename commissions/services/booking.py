@@ -766,7 +766,15 @@ class _Batch:
         if self.fx.convert(e.amount, e.currency, plan.currency, utc_date(e.event_time)) is None:
             self._wait_for_fx(e, plan.currency)
             return
-        check = _thresholds_met(plan, facts.registered_at, self._known(e.player_id), self.fx)
+        # A chargeback dated after the clawback window could never claw this CPA back, so it
+        # cannot stop it either (whether it arrived before the deposits or after them).
+        check = _thresholds_met(
+            plan,
+            facts.registered_at,
+            self._known(e.player_id),
+            self.fx,
+            chargebacks_until=e.event_time + timedelta(days=plan.clawback_days),
+        )
         if check.unconverted_chargeback is not None:
             # A chargeback that cannot be converted may undo the qualification, and no one
             # else decides for it (without a CPA it books nothing): wait for its rate. An
@@ -792,7 +800,9 @@ class _Batch:
         if not state.has_cpa or state.reversed or not state.credit_entries:
             return
         credit_entry = state.credit_entries[-1]
-        plan = credit_entry.plan
+        # Judged by the terms the CPA was earned under (its own plan), also when it was
+        # moved to an affiliate whose plan asks for more.
+        plan = state.cpa_entry.plan if state.cpa_entry is not None else credit_entry.plan
         credit = sum(
             (x.amount for x in state.credit_entries if x.currency == credit_entry.currency), ZERO
         )
@@ -957,7 +967,9 @@ class _Batch:
                     "revshare_currency",
                 ),
             )
-        if self.pending and not self.reprocess:
+        if self.pending:
+            # In a reprocess run too: an event still waiting may now wait for another rate
+            # (its deposit's came, its chargeback's did not), and its row must say which.
             PendingFx.objects.bulk_create(
                 [
                     PendingFx(
@@ -1094,9 +1106,10 @@ def pending_fx_reprocess(*, operator=None, pending_ids=None) -> ReprocessResult:
             waiting: set[uuid.UUID] = set()
             for operator_id, events in by_operator.items():
                 events += _deposits_arrived_after(events)
-                # As if each rate had been there: in the order the events arrived, each
-                # deposit seeing only what arrived before it (the later ones are in the run).
-                events.sort(key=lambda e: (e.received_at, e.idempotency_key))
+                # As if each rate had been there: in the order the events were booked (by
+                # request, then by time within a request), each deposit seeing only what
+                # was booked before it (the later ones are in the run).
+                events.sort(key=_booking_order)
                 waiting |= _Batch(operator_id, events, reprocess=True).run()
             done = [row.pk for row in rows if row.event_id not in waiting]
             PendingFx.objects.filter(pk__in=done).update(resolved_at=timezone.now())
@@ -1105,22 +1118,29 @@ def pending_fx_reprocess(*, operator=None, pending_ids=None) -> ReprocessResult:
     return ReprocessResult(applied=applied, still_pending=still)
 
 
+def _booking_order(e: Event) -> tuple:
+    """The order in which events were first booked: requests in the order they arrived, and
+    within a request (one `received_at`) by event time, then key (events_ingest)."""
+    return (e.received_at, e.event_time, e.idempotency_key)
+
+
 def _deposits_arrived_after(events: list[Event]) -> list[Event]:
     """The deposits that arrived after the earliest pending deposit of each of these players
     and are not among `events`. A deposit that waited for its rate may be what made a later
     deposit qualify the player (that deposit then booked nothing): replayed after it, the
     CPA is booked by the event that qualifies, under its plan and on its date, as it would
     have been with the rate on time. Deposits book nothing but the CPA, at most once."""
-    earliest: dict[int, datetime] = {}
+    earliest: dict[int, tuple] = {}
     for e in events:
         if e.event_type in DEPOSIT_TYPES and e.player_id is not None:
-            if e.player_id not in earliest or e.received_at < earliest[e.player_id]:
-                earliest[e.player_id] = e.received_at
+            if e.player_id not in earliest or _booking_order(e) < earliest[e.player_id]:
+                earliest[e.player_id] = _booking_order(e)
     if not earliest:
         return []
     condition = Q()
-    for player_id, received_at in earliest.items():
-        condition |= Q(player_id=player_id, received_at__gt=received_at)
+    for player_id, order in earliest.items():
+        # The same request too (the same received_at): its later events came after.
+        condition |= Q(player_id=player_id, received_at__gte=order[0])
     ids = {e.id for e in events}
     later = (
         Event.objects.filter(condition, event_type__in=DEPOSIT_TYPES)
@@ -1129,7 +1149,7 @@ def _deposits_arrived_after(events: list[Event]) -> list[Event]:
         )
         .select_related("player")
     )
-    return [e for e in later if e.id not in ids]
+    return [e for e in later if e.id not in ids and _booking_order(e) > earliest[e.player_id]]
 
 
 # --- Reattribution ------------------------------------------------------------------------
@@ -1326,6 +1346,27 @@ def ledger_player_reassigned(*, player: Player, from_affiliate, to_affiliate, au
             ],
         )
     LedgerEntry.objects.bulk_create(entries)
+    moved_cpa = (
+        any(
+            x.affiliate_id == to_affiliate.pk and x.reattributed_kind == LedgerKind.CPA
+            for x in entries
+        )
+        if to_affiliate is not None
+        else False
+    )
+    if moved_cpa:
+        # Chargebacks that booked nothing when they came (the player was organic, or its
+        # affiliate had no CPA to claw back) still count against the moved CPA: replayed,
+        # each claws it back as it would have the original, inside its window.
+        chargebacks = list(
+            Event.objects.filter(player_id=player.pk, event_type=EventType.CHARGEBACK).order_by(
+                "event_time", "idempotency_key"
+            )
+        )
+        for e in chargebacks:
+            e.player = player
+        if chargebacks:
+            _Batch(operator_id, chargebacks).run()
     if to_affiliate is not None and not any(x.kind == LedgerKind.CPA for x in history):
         # The player never earned a CPA: under the new affiliate's plan its deposits may
         # qualify it. Replaying them books that (first and only) CPA as usual.
