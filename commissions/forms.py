@@ -6,8 +6,9 @@ from decimal import Decimal
 import pycountry
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models import Exists, OuterRef, Q
 
-from attribution.models import Affiliate, Player
+from attribution.models import Affiliate, Player, Reassignment
 
 from .models import CommissionPlan, FxRate, LedgerEntry, LedgerKind, PlanAssignment
 from .services.booking import plan_assignment_validate, plan_assignments_overlap_check
@@ -290,9 +291,7 @@ class PlanAssignmentFormSet(forms.BaseInlineFormSet):
 
 class LedgerAdjustForm(forms.Form):
     affiliate = forms.ModelChoiceField(queryset=Affiliate.objects.none())
-    amount = forms.DecimalField(
-        max_digits=18, decimal_places=4, help_text="Positive credits, negative debits."
-    )
+    amount = forms.DecimalField(help_text="Positive credits, negative debits.")
     currency = forms.CharField(
         max_length=3, required=False, help_text="Empty: the affiliate's payout currency."
     )
@@ -305,6 +304,16 @@ class LedgerAdjustForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["affiliate"].queryset = affiliates
 
+    def clean_amount(self):
+        # 12.30000 is 12.30: trailing zeros are not decimal places (the Event API reads them
+        # the same way); the service refuses what has more than 4 and what is too large.
+        amount = self.cleaned_data["amount"]
+        if amount.is_finite() and amount == amount.quantize(Decimal("0.0001")):
+            amount = amount.quantize(Decimal("0.0001"))
+        elif amount.is_finite():
+            raise ValidationError("at most 4 decimal places")
+        return amount
+
     def clean(self):
         data = super().clean()
         affiliate = data.get("affiliate")
@@ -314,7 +323,23 @@ class LedgerAdjustForm(forms.Form):
         data["player"] = None
         ref = (data.get("player_external_ref") or "").strip()
         if ref:
-            players = list(Player.objects.filter(affiliate=affiliate, external_ref=ref)[:2])
+            # The affiliate's players, and those it earned from before they were reassigned
+            # (a correction of what it gave back names them).
+            players = list(
+                Player.objects.filter(brand__operator_id=affiliate.operator_id, external_ref=ref)
+                .filter(
+                    Q(affiliate=affiliate)
+                    | Exists(
+                        LedgerEntry.objects.filter(player_id=OuterRef("pk"), affiliate=affiliate)
+                    )
+                    | Exists(
+                        Reassignment.objects.filter(
+                            player_id=OuterRef("pk"), from_affiliate=affiliate
+                        )
+                    )
+                )
+                .distinct()[:2]
+            )
             if not players:
                 self.add_error("player_external_ref", f"{affiliate} has no player '{ref}'")
             elif len(players) > 1:

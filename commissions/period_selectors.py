@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
-from django.db.models import Count, Sum
+from django.db.models import Count, Exists, OuterRef, Sum
 
 from attribution.models import Affiliate, AffiliateStatus, Player
 from events.models import Event, EventType
@@ -111,8 +111,19 @@ def admin_index_figures(*, user, today: date) -> IndexFigures:
     return IndexFigures(
         month=month,
         registrations=players.filter(registered_at__gte=start, registered_at__lt=end).count(),
+        # The player's FTD is its earliest first_deposit (as booking takes it): a resend
+        # dated this month of a player who deposited before is not a new FTD.
         ftds=ftd_events.filter(
             event_type=EventType.FIRST_DEPOSIT, event_time__gte=start, event_time__lt=end
+        )
+        .exclude(
+            Exists(
+                Event.objects.filter(
+                    player_id=OuterRef("player_id"),
+                    event_type=EventType.FIRST_DEPOSIT,
+                    event_time__lt=start,
+                )
+            )
         )
         .values("player_id")
         .distinct()

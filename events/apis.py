@@ -8,6 +8,7 @@ Decimal the JSON parser produced.
 
 import json
 import uuid
+import zlib
 from decimal import Decimal
 
 from django.conf import settings
@@ -101,6 +102,32 @@ def _reject_constant(name):
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _decoded(body: bytes, encoding: str, limit: int, too_large: ApiError) -> bytes:
+    """The body as sent, or gunzipped (`Content-Encoding: gzip`), at most `limit` bytes."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding not in ("gzip", "x-gzip"):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"Content-Encoding {encoding[:40]!r} is not supported; send the body uncompressed "
+            "or as gzip",
+        )
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        inflated = inflater.decompress(body, limit + 1)
+    except zlib.error:
+        raise ApiError(
+            400, "malformed_json", "the body is not valid gzip (Content-Encoding: gzip)"
+        ) from None
+    if len(inflated) > limit or inflater.unconsumed_tail:
+        raise too_large
+    if not inflater.eof:
+        raise ApiError(400, "malformed_json", "the gzip body is truncated")
+    return inflated
+
+
 def parse_body(request) -> object:
     """The JSON body, with every number with a fraction as Decimal (never float)."""
     content_type = request.META.get("CONTENT_TYPE", "")
@@ -126,12 +153,14 @@ def parse_body(request) -> object:
     body = request._request.read(limit + 1)
     if len(body) > limit:
         raise too_large
+    body = _decoded(body, request.META.get("HTTP_CONTENT_ENCODING", ""), limit, too_large)
     if not body.strip():
         raise ApiError(
             400, "malformed_json", 'the body is empty; send one event or {"events": [...]}'
         )
     try:
-        text = body.decode("utf-8")
+        # A byte order mark (what some .NET and PowerShell clients send) is not content.
+        text = body.decode("utf-8-sig")
         return json.loads(
             text,
             parse_float=Decimal,

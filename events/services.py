@@ -195,6 +195,24 @@ def _stored_payload(raw: dict) -> dict:
     return payload
 
 
+def _canonical_number(value: Decimal):
+    """A metadata number as one value however it was written: 1.50 and 1.5 alike, 2.0 as 2."""
+    value = value + 0  # -0 is 0
+    if value.is_finite() and value == value.to_integral_value() and value.adjusted() < 30:
+        return int(value)
+    return str(value.normalize())
+
+
+def _canonical_numbers(value):
+    if isinstance(value, Decimal):
+        return _canonical_number(value)
+    if isinstance(value, dict):
+        return {k: _canonical_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_canonical_numbers(v) for v in value]
+    return value
+
+
 def _payload_hash(clean: CleanEvent) -> str:
     canonical = {
         "event_type": clean.event_type,
@@ -202,9 +220,10 @@ def _payload_hash(clean: CleanEvent) -> str:
         "brand_id": str(clean.brand_id),
         "player_external_ref": clean.player_external_ref,
         "currency": clean.currency,
-        "amount": str(clean.amount) if clean.amount is not None else None,
+        # + 0: -0 and 0 are the same amount.
+        "amount": str(clean.amount + 0) if clean.amount is not None else None,
         "extra": clean.extra,
-        "metadata": clean.metadata,
+        "metadata": _canonical_numbers(clean.metadata),
     }
     # Keyed hash: the canonical form may hold the player's IP address.
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=_decimal_as_str)

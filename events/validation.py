@@ -280,8 +280,14 @@ def parse_event_time(value, errors: list, now: datetime) -> datetime | None:
             f"must be an ISO 8601 string with a UTC offset, {example}; got {_json_type(value)}",
         )
         return None
+    text = value
+    # RFC 3339 allows a lowercase 't' separator and 'z' offset; fromisoformat does not.
+    if len(text) > 10 and text[10] == "t":
+        text = text[:10] + "T" + text[11:]
+    if text.endswith("z"):
+        text = text[:-1] + "Z"
     try:
-        parsed = datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(text)
     except ValueError:
         _err(errors, "event_time", f"'{value[:60]}' is not an ISO 8601 time, {example}")
         return None

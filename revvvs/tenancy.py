@@ -5,6 +5,7 @@ from datetime import date
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import DataError, transaction
 from django.db.models import QuerySet
 from django.http import HttpResponseBadRequest, HttpResponseRedirect
 
@@ -60,7 +61,8 @@ class HandEditedRequestsMixin:
     """A list page's answers to requests no link or button sends (a hand-edited URL or
     form): a NUL character (PostgreSQL refuses it in text: a 500) is a 400; a selection that
     names no item and a date-hierarchy date off the calendar are refused with a message,
-    where Django's own code raises (ValueError, OverflowError: a 500)."""
+    where Django's own code raises (ValueError, OverflowError: a 500), and so is a filter
+    value the database refuses (DataError)."""
 
     def changelist_view(self, request, extra_context=None):
         params = [*request.GET.lists(), *request.POST.lists()]
@@ -81,7 +83,24 @@ class HandEditedRequestsMixin:
         if not self._date_hierarchy_ok(request):
             self.message_user(request, "That date is off the calendar.", messages.WARNING)
             return HttpResponseRedirect(request.path)
-        return super().changelist_view(request, extra_context)
+        if request.method != "GET":  # actions keep their own transactions
+            return super().changelist_view(request, extra_context)
+        try:
+            # Django lets any lookup on the model's own fields through the query string
+            # (?amount__gt=1e999999, ?memo__regex=[): a value the database refuses is a
+            # message on the plain list, not a 500. Rendered here: the rows are read then.
+            with transaction.atomic():
+                response = super().changelist_view(request, extra_context)
+                if hasattr(response, "render") and not response.is_rendered:
+                    response.render()
+        except DataError:
+            self.message_user(
+                request,
+                "The database cannot filter by that value; the list is shown unfiltered.",
+                messages.WARNING,
+            )
+            return HttpResponseRedirect(request.path)
+        return response
 
     def _date_hierarchy_ok(self, request) -> bool:
         field = getattr(self, "date_hierarchy", None)

@@ -6,6 +6,7 @@ rates are ECB reference data shared by every operator: managers see them, only s
 change or import them (a manager's edit would move other operators' conversions)."""
 
 from datetime import date
+from decimal import Decimal
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -58,6 +59,13 @@ Scoped = ScopedRelatedFieldListFilter
 class _NoDelete:
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+def money_text(amount: Decimal) -> str:
+    """1E+5 as 100,000.00; 12.3456 keeps its 4 places."""
+    if amount == amount.quantize(Decimal("0.01")):
+        return f"{amount:,.2f}"
+    return f"{amount:,.4f}"
 
 
 # --- Plans ------------------------------------------------------------------------------
@@ -292,7 +300,7 @@ class LedgerEntryAdmin(OperatorScopedAdmin):
             else:
                 self.message_user(
                     request,
-                    f"Manual adjustment of {entry.amount} {entry.currency} booked for "
+                    f"Manual adjustment of {money_text(entry.amount)} {entry.currency} booked for "
                     f"{entry.affiliate} in {entry.period:%Y-%m}.",
                     messages.SUCCESS,
                 )

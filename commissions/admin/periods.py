@@ -437,10 +437,33 @@ def admin_index(request, extra_context=None):
     """The stock index plus the month's figures and what needs attention, scoped to what
     the user may see (templates/admin/index.html shows them)."""
     figures = admin_index_figures(user=request.user, today=timezone.now().date())
+    user = request.user
+    # Each figure only for a login that may open the list it comes from: a clerk handling
+    # applications does not see the operator's money.
+    can = {
+        "players": user.has_perm("attribution.view_player"),
+        "ledger": user.has_perm("commissions.view_ledgerentry"),
+        "applications": user.has_perm("attribution.view_affiliate"),
+        "pending_fx": user.has_perm("commissions.view_pendingfx"),
+        "statements": user.has_perm("commissions.view_statement"),
+    }
+    ledger = f"?period__exact={figures.month}"
     context = {
         "figures": figures,
+        "can": can,
+        "net_rows": [
+            # One link per currency: the entries that make up that currency's figure.
+            (
+                currency,
+                amount,
+                _changelist("commissions_ledgerentry", f"{ledger}&currency__exact={currency}"),
+            )
+            for currency, amount in figures.net.items()
+        ]
+        if can["ledger"]
+        else [],
         "figure_links": {
-            "ledger": _changelist("commissions_ledgerentry", f"?period__exact={figures.month}"),
+            "ledger": _changelist("commissions_ledgerentry", ledger),
             "applications": _changelist("attribution_affiliate", "?status__exact=pending"),
             "pending_fx": _changelist("commissions_pendingfx", "?resolved_at__isnull=True"),
             "statements": _changelist("commissions_statement", "?status__exact=draft"),
