@@ -102,6 +102,21 @@ def _reject_constant(name):
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _read(request, limit: int) -> bytes:
+    """At most `limit` + 1 bytes of the body. A chunked body (Transfer-Encoding: chunked,
+    no Content-Length: what Go's and Java's HTTP clients send for a streamed body) is read
+    from the server's input, which ends it (`wsgi.input_terminated`, set by gunicorn);
+    Django reads a request without Content-Length as empty."""
+    meta = request.META
+    if (
+        not meta.get("CONTENT_LENGTH")
+        and "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower()
+        and meta.get("wsgi.input_terminated")
+    ):
+        return meta["wsgi.input"].read(limit + 1)
+    return request._request.read(limit + 1)
+
+
 def _decoded(body: bytes, encoding: str, limit: int, too_large: ApiError) -> bytes:
     """The body as sent, or gunzipped (`Content-Encoding: gzip`), at most `limit` bytes."""
     encoding = encoding.strip().lower()
@@ -150,7 +165,7 @@ def parse_body(request) -> object:
     )
     if length > limit:
         raise too_large
-    body = request._request.read(limit + 1)
+    body = _read(request, limit)
     if len(body) > limit:
         raise too_large
     body = _decoded(body, request.META.get("HTTP_CONTENT_ENCODING", ""), limit, too_large)
