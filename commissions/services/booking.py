@@ -1534,13 +1534,19 @@ def plan_assignments_overlap_check(*, affiliate: Affiliate) -> None:
 def _lock_affiliate(affiliate_id: int) -> str:
     """Lock the affiliate's row; returns its payout currency as locked. Concurrent
     assignments and payout-currency changes of one affiliate serialise here, so the overlap
-    and currency checks hold."""
-    return (
+    and currency checks hold. Also takes its operator's period lock, shared, as a booking
+    does: an assignment made while a close runs waits for it (the close reads the plans and
+    assignments of the month more than once, and must see the same ones)."""
+    from .periods import period_lock_shared
+
+    payout_currency, operator_id = (
         Affiliate.objects.select_for_update(no_key=True)
         .filter(pk=affiliate_id)
-        .values_list("payout_currency", flat=True)
+        .values_list("payout_currency", "operator_id")
         .get()
     )
+    period_lock_shared(operator_id=operator_id)
+    return payout_currency
 
 
 @transaction.atomic

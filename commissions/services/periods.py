@@ -137,6 +137,17 @@ def period_booking_floor(*, operator_id: int) -> date | None:
         return period_booking_floor_of(cursor.fetchone()[0])
 
 
+def period_lock_shared(*, operator_id: int) -> None:
+    """The operator's period lock, shared (PostgreSQL; SQLite serialises writes anyway):
+    waits for a close in progress, and holds the next one off until the transaction ends."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock_shared(%s, %s)", [PERIOD_LOCK_NAMESPACE, operator_id]
+        )
+
+
 def period_booking_floor_sql(*, operator_id: int) -> tuple[str, list]:
     """`period_booking_floor` as SQL (PostgreSQL) for a caller that sends it in the same
     round trip as other statements: two statements, the lock and then the read, whose one
