@@ -251,8 +251,7 @@ def _affiliate_update(affiliate: Affiliate, referrer, profile: dict) -> Affiliat
 
 
 def _affiliate_status_set(affiliate: Affiliate, status: str) -> Affiliate:
-    if affiliate.status == status:
-        return affiliate
+    # No shortcut on the status in memory: the row may have moved since it was read.
     allowed = STATUS_TRANSITIONS[status]
     with transaction.atomic():
         now = timezone.now()
@@ -265,9 +264,12 @@ def _affiliate_status_set(affiliate: Affiliate, status: str) -> Affiliate:
             if current == status:
                 affiliate.status = status
                 return affiliate
+            allowed_text = " or ".join(sorted(allowed))
+            article = "an" if allowed_text[0] in "aeiou" else "a"
+            affiliate.status = current
             raise ValidationError(
-                f"{affiliate.email} is {current}; only a "
-                f"{' or '.join(sorted(allowed))} affiliate can be {status}"
+                f"{affiliate.email} is {current}; only {article} {allowed_text} affiliate can "
+                f"be {status}"
             )
     affiliate.status = status
     affiliate.status_changed_at = now
@@ -1016,9 +1018,16 @@ def player_reassign(
                 raise ValidationError(
                     {"to_affiliate": "the affiliate must belong to the player's operator"}
                 )
-            if to_affiliate.status != AffiliateStatus.APPROVED:
+            # The status as locked, not as the caller read it: a suspension made since then
+            # (another manager) waits for this move or is seen by it.
+            status = (
+                Affiliate.objects.select_for_update(no_key=True)
+                .values_list("status", flat=True)
+                .get(pk=to_affiliate.pk)
+            )
+            if status != AffiliateStatus.APPROVED:
                 raise ValidationError(
-                    {"to_affiliate": f"{to_affiliate.email} is {to_affiliate.status}, not approved"}
+                    {"to_affiliate": f"{to_affiliate.email} is {status}, not approved"}
                 )
         if locked.affiliate_id == (to_affiliate.pk if to_affiliate else None):
             raise ValidationError(

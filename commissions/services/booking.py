@@ -1049,6 +1049,92 @@ def events_book(*, events: list[Event], newly_registered: list[Player]) -> None:
         if earlier:
             to_book = sorted(earlier + to_book, key=lambda e: (e.event_time, e.idempotency_key))
     _Batch(events[0].operator_id, to_book).run()
+    _late_status_reversals(events)
+
+
+def _late_status_reversals(events: list[Event]) -> None:
+    """A self-exclusion, closure or fraud status dated at or before a player's qualifying
+    event, arriving after its CPA was booked: as of the qualifying event the player was
+    excluded, so the CPA is reversed (once, like a clawback; SPEC §5: never a CPA for
+    them). The same stream in time order would have booked no CPA."""
+    late: dict[int, Event] = {}
+    for e in events:
+        if (
+            e.event_type == EventType.PLAYER_STATUS
+            and e.player_id is not None
+            and (e.payload or {}).get("status") in EXCLUDED_STATUSES
+            and (e.player_id not in late or e.event_time < late[e.player_id].event_time)
+        ):
+            late[e.player_id] = e
+    if not late:
+        return
+    cpas = {
+        x.player_id: x
+        for x in LedgerEntry.objects.filter(player_id__in=late, kind=LedgerKind.CPA)
+        .exclude(
+            Exists(
+                LedgerEntry.objects.filter(
+                    player_id=OuterRef("player_id"), kind=LedgerKind.CPA_REVERSAL
+                )
+            )
+        )
+        .select_related("source_event")
+        if x.source_event is not None and late[x.player_id].event_time <= x.source_event.event_time
+    }
+    entries = []
+    for player_id, cpa in cpas.items():
+        e, qualified_at = late[player_id], cpa.source_event.event_time
+        statuses = (
+            Event.objects.filter(
+                player_id=player_id,
+                event_type=EventType.PLAYER_STATUS,
+                event_time__lte=qualified_at,
+            )
+            .order_by("event_time", "received_at", "idempotency_key")
+            .values_list("payload", flat=True)
+        )
+        status = PlayerStatus.ACTIVE
+        for payload in statuses:
+            status = payload.get("status", status)
+        if status not in EXCLUDED_STATUSES:
+            continue  # the player was active again by the time it qualified
+        affiliate_id = e.player.affiliate_id
+        credits = list(
+            LedgerEntry.objects.filter(player_id=player_id, affiliate_id=affiliate_id)
+            .filter(
+                Q(kind=LedgerKind.CPA)
+                | Q(kind=LedgerKind.REATTRIBUTION, reattributed_kind=LedgerKind.CPA)
+            )
+            .order_by("id")
+        )
+        if affiliate_id is None or not credits:
+            continue
+        last = credits[-1]
+        credit = sum((x.amount for x in credits if x.currency == last.currency), ZERO)
+        if credit <= 0:
+            continue
+        activity = utc_date(e.event_time)
+        entries.append(
+            LedgerEntry(
+                operator_id=e.operator_id,
+                affiliate_id=affiliate_id,
+                kind=LedgerKind.CPA_REVERSAL,
+                amount=-credit,
+                currency=last.currency,
+                period=_Periods(e.operator_id).for_day(activity),
+                activity_date=activity,
+                player_id=player_id,
+                brand_id=e.brand_id,
+                source_event_id=e.id,
+                plan_id=cpa.plan_id,
+                reverses=last,
+                memo=f"CPA reversed: player {e.player.external_ref} was {status} when it "
+                f"qualified ({e.idempotency_key} arrived after the CPA)",
+            )
+        )
+    if entries:
+        # The once-per-player constraint on reversals has the last word.
+        LedgerEntry.objects.bulk_create(entries, ignore_conflicts=True)
 
 
 # --- Pending FX ---------------------------------------------------------------------------
