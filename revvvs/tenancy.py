@@ -4,10 +4,12 @@ from datetime import date
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.contrib.admin.utils import flatten_fieldsets
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
 from django.db import DataError, transaction
 from django.db.models import QuerySet
-from django.http import HttpResponseBadRequest, HttpResponseRedirect
+from django.http import HttpResponseBadRequest, HttpResponseRedirect, QueryDict
 
 
 def user_operator_id(user) -> int | None:
@@ -102,6 +104,9 @@ class HandEditedRequestsMixin:
             return HttpResponseRedirect(request.path)
         return response
 
+    def get_changelist(self, request, **kwargs):
+        return _ChangeList
+
     def _date_hierarchy_ok(self, request) -> bool:
         field = getattr(self, "date_hierarchy", None)
         if not field:
@@ -117,7 +122,97 @@ class HandEditedRequestsMixin:
         return 1970 <= year <= 9998
 
 
-class OperatorScopedAdmin(HandEditedRequestsMixin, admin.ModelAdmin):
+class _ChangeList(ChangeList):
+    def get_queryset(self, request, exclude_parameters=None):
+        queryset = super().get_queryset(request, exclude_parameters)
+        if self.date_hierarchy and self.clear_all_filters_qs:
+            # Django keeps the date bar's own __gte/__lt datetimes in "Clear all filters",
+            # which a DateField refuses (the link led to ?e=1).
+            params = QueryDict(self.clear_all_filters_qs.lstrip("?"), mutable=True)
+            for suffix in ("__gte", "__lt"):
+                params.pop(f"{self.date_hierarchy}{suffix}", None)
+            self.clear_all_filters_qs = f"?{params.urlencode()}"
+        return queryset
+
+
+class PlainLinksMixin:
+    """Django shows a read-only foreign key as a link to the related object's page, whether
+    or not the user may open it (a manager may not open operators or logins): for such a
+    user the value is plain text."""
+
+    def _plain_swaps(self, request, obj, names) -> dict[str, str]:
+        swaps = {}
+        for name in names:
+            if not isinstance(name, str):
+                continue
+            try:
+                field = self.model._meta.get_field(name)
+            except FieldDoesNotExist:
+                continue
+            if not field.many_to_one and not field.one_to_one:
+                continue
+            target = self.admin_site._registry.get(field.related_model)
+            if target is not None and target.has_view_permission(request):
+                continue
+            plain = f"{name}_plain"
+            if not hasattr(self, plain):
+                setattr(self, plain, _plain_display(name, field.verbose_name))
+            swaps[name] = plain
+        return swaps
+
+    def __init_subclass__(cls, **kwargs):
+        # An admin's own get_readonly_fields (they rarely call super) gets the plain names.
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("get_readonly_fields")
+        if own is not None:
+            cls.get_readonly_fields = _with_plain_names(own)
+
+    def get_readonly_fields(self, request, obj=None):
+        return _with_plain_names(
+            lambda admin_, request_, obj_: super().get_readonly_fields(request_, obj_)
+        )(self, request, obj)
+
+    def _shown_read_only(self, request, obj, fieldsets) -> list:
+        readonly = list(self.get_readonly_fields(request, obj))
+        if obj is not None and not self.has_change_permission(request, obj):
+            readonly += flatten_fieldsets(fieldsets)
+        return readonly
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        swaps = self._plain_swaps(request, obj, self._shown_read_only(request, obj, fieldsets))
+        if not swaps:
+            return fieldsets
+        result = []
+        for name, options in fieldsets:
+            fields = []
+            for f in options["fields"]:
+                f = swaps.get(f, f) if isinstance(f, str) else f
+                if f not in fields:
+                    fields.append(f)
+            result.append((name, {**options, "fields": fields}))
+        return result
+
+
+def _with_plain_names(get_readonly_fields):
+    def wrapped(self, request, obj=None):
+        readonly = list(get_readonly_fields(self, request, obj))
+        swaps = self._plain_swaps(request, obj, readonly)
+        return readonly + [plain for plain in swaps.values() if plain not in readonly]
+
+    return wrapped
+
+
+def _plain_display(name: str, label: str):
+    def display(obj):
+        value = getattr(obj, name, None)
+        return "-" if value is None else str(value)
+
+    display.short_description = label
+    return display
+
+
+class OperatorScopedAdmin(PlainLinksMixin, HandEditedRequestsMixin, admin.ModelAdmin):
     """Subclasses set `operator_path` (the lookup from the model to its operator)."""
 
     operator_path = "operator"
