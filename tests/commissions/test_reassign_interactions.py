@@ -21,19 +21,8 @@ def _cpa_net(**filters):
     )
 
 
-def test_a_chargeback_received_while_organic_stops_the_cpa_moving_to_the_new_affiliate(tenant):
-    """A's player qualifies (FTD 100, CPA 100). The manager makes the player organic; the
-    FTD is charged back in full inside the clawback window (nothing to claw back: organic).
-    Then the player is given to B: B must not be credited a CPA for a player whose only
-    deposit was charged back — with the chargeback under A it would have been clawed back
-    and nothing would move. Today B is paid A's 'not reversed' CPA."""
-    a, _ = deal(tenant, **CPA)
-    b, _ = deal(tenant, **CPA)
-    manager = ManagerFactory(operator=tenant.operator)
-    player = attributed_player(tenant, a)
-    send(tenant, money(tenant, "first_deposit", "ftd", "100", when="2026-03-02T10:00:00Z"))
-    assert _cpa_net(affiliate=a) == Decimal("100")
-    player_reassign(player=player, to_affiliate=None, reason="under review", author=manager)
+def _charge_back_the_ftd(tenant):
+    """The whole first deposit of 2026-03-02 charged back on 2026-03-10 (inside the window)."""
     send(
         tenant,
         money(
@@ -45,6 +34,22 @@ def test_a_chargeback_received_while_organic_stops_the_cpa_moving_to_the_new_aff
             deposit_idempotency_key="ftd",
         ),
     )
+
+
+def test_a_chargeback_received_while_organic_stops_the_cpa_moving_to_the_new_affiliate(tenant):
+    """A's player qualifies (FTD 100, CPA 100). The manager makes the player organic; the
+    FTD is charged back in full inside the clawback window (nothing to claw back: organic).
+    Then the player is given to B: B must not be credited a CPA for a player whose only
+    deposit was charged back — with the chargeback under A it would have been clawed back
+    and nothing would move. (B was paid A's 'not reversed' CPA before the fix.)"""
+    a, _ = deal(tenant, **CPA)
+    b, _ = deal(tenant, **CPA)
+    manager = ManagerFactory(operator=tenant.operator)
+    player = attributed_player(tenant, a)
+    send(tenant, money(tenant, "first_deposit", "ftd", "100", when="2026-03-02T10:00:00Z"))
+    assert _cpa_net(affiliate=a) == Decimal("100")
+    player_reassign(player=player, to_affiliate=None, reason="under review", author=manager)
+    _charge_back_the_ftd(tenant)
     player.refresh_from_db()
     player_reassign(player=player, to_affiliate=b, reason="B proved it", author=manager)
     assert (_cpa_net(affiliate=a), _cpa_net(affiliate=b)) == (Decimal("0"), Decimal("0"))
@@ -57,17 +62,7 @@ def test_a_chargeback_received_while_organic_stops_the_cpa_moving_back(tenant):
     player = attributed_player(tenant, a)
     send(tenant, money(tenant, "first_deposit", "ftd", "100", when="2026-03-02T10:00:00Z"))
     player_reassign(player=player, to_affiliate=None, reason="under review", author=manager)
-    send(
-        tenant,
-        money(
-            tenant,
-            "chargeback",
-            "cb",
-            "100",
-            when="2026-03-10T10:00:00Z",
-            deposit_idempotency_key="ftd",
-        ),
-    )
+    _charge_back_the_ftd(tenant)
     player.refresh_from_db()
     player_reassign(player=player, to_affiliate=a, reason="review done", author=manager)
     assert _cpa_net(affiliate=a) == Decimal("0")
@@ -83,17 +78,7 @@ def test_a_chargeback_under_an_affiliate_without_cpa_stops_the_cpa_moving_on(ten
     player = attributed_player(tenant, a)
     send(tenant, money(tenant, "first_deposit", "ftd", "100", when="2026-03-02T10:00:00Z"))
     player_reassign(player=player, to_affiliate=b, reason="r1", author=manager)
-    send(
-        tenant,
-        money(
-            tenant,
-            "chargeback",
-            "cb",
-            "100",
-            when="2026-03-10T10:00:00Z",
-            deposit_idempotency_key="ftd",
-        ),
-    )
+    _charge_back_the_ftd(tenant)
     player.refresh_from_db()
     player_reassign(player=player, to_affiliate=c, reason="r2", author=manager)
     assert _cpa_net(affiliate=c) == Decimal("0")
