@@ -197,7 +197,12 @@ class AffiliateChildFormSet(forms.BaseInlineFormSet):
 
 class PlayerReassignForm(forms.Form):
     to_affiliate = forms.ModelChoiceField(
-        queryset=Affiliate.objects.none(), label="Move to affiliate", required=True
+        queryset=Affiliate.objects.none(), label="Move to affiliate", required=False
+    )
+    to_organic = forms.BooleanField(
+        required=False,
+        label="Or make organic",
+        help_text="No affiliate: what the players earned their affiliate is reversed.",
     )
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}),
@@ -207,3 +212,15 @@ class PlayerReassignForm(forms.Form):
     def __init__(self, *args, operator_id: int | None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["to_affiliate"].queryset = affiliates_for_reassignment(operator_id=operator_id)
+
+    def clean(self):
+        data = super().clean()
+        chosen = data.get("to_affiliate") is not None
+        if "to_affiliate" in self.errors:
+            return data
+        if chosen == bool(data.get("to_organic")):
+            # Both or neither: making players organic must be asked for, never a blank.
+            self.add_error(
+                "to_affiliate", "choose an affiliate, or tick 'Or make organic' (not both)"
+            )
+        return data

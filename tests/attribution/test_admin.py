@@ -412,3 +412,27 @@ def test_an_affiliate_page_refuses_a_referrer_paid_in_another_currency(manager_c
     errors = response.context["adminform"].form.errors
     assert "both must be paid in the same one" in str(errors["referrer"])
     assert not Affiliate.objects.filter(email="cur@partner.example").exists()
+
+
+def test_reassign_action_makes_players_organic_only_when_asked(manager_client, a):
+    def post(**fields):
+        return manager_client.post(
+            "/admin/attribution/player/",
+            {
+                "action": "reassign",
+                "_selected_action": [a.player.pk],
+                "apply": "1",
+                "reason": "under review",
+                **fields,
+            },
+        )
+
+    neither = post()
+    assert "choose an affiliate, or tick" in str(neither.context["form"].errors["to_affiliate"])
+    assert Player.objects.get(pk=a.player.pk).affiliate_id is not None
+
+    done = post(to_organic="on")
+
+    assert done.status_code == 302
+    assert Player.objects.get(pk=a.player.pk).affiliate_id is None
+    assert Reassignment.objects.filter(player=a.player).latest("id").to_affiliate is None
