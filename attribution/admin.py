@@ -163,15 +163,22 @@ class AffiliateAdmin(OperatorScopedAdmin):
                 )
 
     def _status_action(self, request, queryset, service, verb):
-        done, errors = 0, []
+        done, already, errors = 0, 0, []
         for affiliate in queryset:
+            before = affiliate.status
             try:
                 service(affiliate=affiliate)
-                done += 1
             except ValidationError as exc:
                 errors.extend(exc.messages)
+                continue
+            if affiliate.status == before:
+                already += 1  # counted apart: nothing changed for it
+            else:
+                done += 1
         if done:
             self.message_user(request, f"{done} affiliate(s) {verb}.", messages.SUCCESS)
+        if already:
+            self.message_user(request, f"{already} affiliate(s) already {verb}.", messages.INFO)
         for error in errors:
             self.message_user(request, error, messages.ERROR)
 

@@ -436,3 +436,17 @@ def test_reassign_action_makes_players_organic_only_when_asked(manager_client, a
     assert done.status_code == 302
     assert Player.objects.get(pk=a.player.pk).affiliate_id is None
     assert Reassignment.objects.filter(player=a.player).latest("id").to_affiliate is None
+
+
+def test_a_bulk_status_action_counts_apart_those_already_in_that_state(manager_client, a):
+    # a.affiliate is approved already, a.pending is not.
+    response = manager_client.post(
+        "/admin/attribution/affiliate/",
+        {"action": "approve", "_selected_action": [a.affiliate.pk, a.pending.pk]},
+        follow=True,
+    )
+
+    shown = [str(m) for m in response.context["messages"]]
+    assert "1 affiliate(s) approved." in shown
+    assert "1 affiliate(s) already approved." in shown
+    assert Affiliate.objects.get(pk=a.pending.pk).status == AffiliateStatus.APPROVED
