@@ -9,9 +9,14 @@ from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Q
 
 from attribution.models import Affiliate, Player, Reassignment
+from revvvs.money import quantize
 
 from .models import CommissionPlan, FxRate, LedgerEntry, LedgerKind, PlanAssignment
-from .services.booking import plan_assignment_validate, plan_assignments_overlap_check
+from .services.booking import (
+    MAX_ADJUSTMENT,
+    plan_assignment_validate,
+    plan_assignments_overlap_check,
+)
 from .services.fx import FX_RATE_QUANTUM
 
 CURRENCIES = frozenset(c.alpha_3 for c in pycountry.currencies)
@@ -308,11 +313,11 @@ class LedgerAdjustForm(forms.Form):
         # 12.30000 is 12.30: trailing zeros are not decimal places (the Event API reads them
         # the same way); the service refuses what has more than 4 and what is too large.
         amount = self.cleaned_data["amount"]
-        if amount.is_finite() and amount == amount.quantize(Decimal("0.0001")):
-            amount = amount.quantize(Decimal("0.0001"))
-        elif amount.is_finite():
+        if abs(amount) >= MAX_ADJUSTMENT:  # checked first: too large to quantize
+            raise ValidationError(f"must be less than {MAX_ADJUSTMENT:,} in absolute value")
+        if amount != quantize(amount):
             raise ValidationError("at most 4 decimal places")
-        return amount
+        return quantize(amount)
 
     def clean(self):
         data = super().clean()

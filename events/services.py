@@ -9,7 +9,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
@@ -197,10 +197,12 @@ def _stored_payload(raw: dict) -> dict:
 
 def _canonical_number(value: Decimal):
     """A metadata number as one value however it was written: 1.50 and 1.5 alike, 2.0 as 2."""
-    value = value + 0  # -0 is 0
+    if value == 0:
+        return 0  # -0 too (no arithmetic: it would round to the context's 28 digits)
     if value.is_finite() and value == value.to_integral_value() and value.adjusted() < 30:
         return int(value)
-    return str(value.normalize())
+    # normalize() in a context as precise as the value: the default one rounds to 28 digits.
+    return str(value.normalize(Context(prec=len(value.as_tuple().digits))))
 
 
 def _canonical_numbers(value):

@@ -168,9 +168,12 @@ class PlainLinksMixin:
             cls.get_readonly_fields = _with_plain_names(own)
 
     def get_readonly_fields(self, request, obj=None):
-        return _with_plain_names(
-            lambda admin_, request_, obj_: super().get_readonly_fields(request_, obj_)
-        )(self, request, obj)
+        return self._plus_plain_names(request, obj, super().get_readonly_fields(request, obj))
+
+    def _plus_plain_names(self, request, obj, readonly) -> list:
+        readonly = list(readonly)
+        swaps = self._plain_swaps(request, obj, readonly)
+        return readonly + [plain for plain in swaps.values() if plain not in readonly]
 
     def _shown_read_only(self, request, obj, fieldsets) -> list:
         readonly = list(self.get_readonly_fields(request, obj))
@@ -196,9 +199,7 @@ class PlainLinksMixin:
 
 def _with_plain_names(get_readonly_fields):
     def wrapped(self, request, obj=None):
-        readonly = list(get_readonly_fields(self, request, obj))
-        swaps = self._plain_swaps(request, obj, readonly)
-        return readonly + [plain for plain in swaps.values() if plain not in readonly]
+        return self._plus_plain_names(request, obj, get_readonly_fields(self, request, obj))
 
     return wrapped
 

@@ -10,7 +10,6 @@ bulk (a CPA, once per player ever, as the database's constraint decides).
 """
 
 import functools
-import itertools
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -732,19 +731,8 @@ class _Batch:
             return facts.status
         history = self._status_history.get(e.player_id)
         if history is None:
-            rows = (
-                Event.objects.filter(player_id=e.player_id, event_type=EventType.PLAYER_STATUS)
-                .order_by("event_time", "received_at", "idempotency_key")
-                .values_list("event_time", "payload")
-            )
-            history = [(event_time, payload["status"]) for event_time, payload in rows]
-            self._status_history[e.player_id] = history
-        status = PlayerStatus.ACTIVE
-        for event_time, value in history:
-            if event_time > e.event_time:
-                break
-            status = value
-        return status
+            history = self._status_history[e.player_id] = _status_history(e.player_id)
+        return _status_as_of(history, e.event_time)
 
     def _wait_for_fx(self, e: Event, to_currency: str, blocker: _Money | None = None) -> None:
         """`e`'s effect waits for a rate: of its own amount, or of `blocker`'s, another
@@ -1052,6 +1040,25 @@ def events_book(*, events: list[Event], newly_registered: list[Player]) -> None:
     _late_status_reversals(events)
 
 
+def _status_history(player_id: int) -> list[tuple[datetime, str]]:
+    """The player's `player_status` events as (event_time, status), in time order."""
+    rows = (
+        Event.objects.filter(player_id=player_id, event_type=EventType.PLAYER_STATUS)
+        .order_by("event_time", "received_at", "idempotency_key")
+        .values_list("event_time", "payload")
+    )
+    return [(event_time, payload["status"]) for event_time, payload in rows]
+
+
+def _status_as_of(history: list[tuple[datetime, str]], when: datetime) -> str:
+    status = PlayerStatus.ACTIVE
+    for event_time, value in history:
+        if event_time > when:
+            break
+        status = value
+    return status
+
+
 def _late_status_reversals(events: list[Event]) -> None:
     """A self-exclusion, closure or fraud status dated at or before a player's qualifying
     event, arriving after its CPA was booked: as of the qualifying event the player was
@@ -1082,20 +1089,10 @@ def _late_status_reversals(events: list[Event]) -> None:
         if x.source_event is not None and late[x.player_id].event_time <= x.source_event.event_time
     }
     entries = []
+    periods: dict[int, _Periods] = {}
     for player_id, cpa in cpas.items():
-        e, qualified_at = late[player_id], cpa.source_event.event_time
-        statuses = (
-            Event.objects.filter(
-                player_id=player_id,
-                event_type=EventType.PLAYER_STATUS,
-                event_time__lte=qualified_at,
-            )
-            .order_by("event_time", "received_at", "idempotency_key")
-            .values_list("payload", flat=True)
-        )
-        status = PlayerStatus.ACTIVE
-        for payload in statuses:
-            status = payload.get("status", status)
+        e = late[player_id]
+        status = _status_as_of(_status_history(player_id), cpa.source_event.event_time)
         if status not in EXCLUDED_STATUSES:
             continue  # the player was active again by the time it qualified
         affiliate_id = e.player.affiliate_id
@@ -1121,7 +1118,7 @@ def _late_status_reversals(events: list[Event]) -> None:
                 kind=LedgerKind.CPA_REVERSAL,
                 amount=-credit,
                 currency=last.currency,
-                period=_Periods(e.operator_id).for_day(activity),
+                period=periods.setdefault(e.operator_id, _Periods(e.operator_id)).for_day(activity),
                 activity_date=activity,
                 player_id=player_id,
                 brand_id=e.brand_id,
@@ -1432,13 +1429,8 @@ def ledger_player_reassigned(*, player: Player, from_affiliate, to_affiliate, au
             ],
         )
     LedgerEntry.objects.bulk_create(entries)
-    moved_cpa = (
-        any(
-            x.affiliate_id == to_affiliate.pk and x.reattributed_kind == LedgerKind.CPA
-            for x in entries
-        )
-        if to_affiliate is not None
-        else False
+    moved_cpa = to_affiliate is not None and any(
+        x.affiliate_id == to_affiliate.pk and x.reattributed_kind == LedgerKind.CPA for x in entries
     )
     if moved_cpa:
         # Chargebacks that booked nothing when they came (the player was organic, or its
@@ -1601,20 +1593,17 @@ def plan_assignments_overlap_check(*, affiliate: Affiliate) -> None:
     Raises:
         ValidationError: naming the two assignments.
     """
-    _lock_affiliate(affiliate.pk)
-    rows = sorted(
-        PlanAssignment.objects.filter(affiliate=affiliate).select_related("plan"),
-        key=lambda a: (a.brand_id or 0, a.valid_from),
-    )
-    for before, after in itertools.pairwise(rows):
-        if before.brand_id == after.brand_id and (
-            before.valid_to is None or before.valid_to >= after.valid_from
-        ):
-            raise ValidationError(
-                f"the assignments of '{before.plan}' and '{after.plan}' overlap from "
-                f"{after.valid_from}; someone else changed them at the same time: reload the "
-                "page"
-            )
+    affiliate.payout_currency = _lock_affiliate(affiliate.pk)
+    # Each row against the others as they now are: the overlap rule of plan_assign.
+    for row in PlanAssignment.objects.filter(affiliate=affiliate).select_related("plan", "brand"):
+        plan_assignment_validate(
+            affiliate=affiliate,
+            plan=row.plan,
+            brand=row.brand,
+            valid_from=row.valid_from,
+            valid_to=row.valid_to,
+            exclude_pk=row.pk,
+        )
 
 
 def _lock_affiliate(affiliate_id: int) -> str:

@@ -69,3 +69,12 @@ def test_the_old_affiliate_s_correction_can_name_a_reassigned_player(client, set
     assert response.status_code == 302, response.context["form"].errors
     entry = LedgerEntry.objects.get(kind=LedgerKind.MANUAL_ADJUSTMENT)
     assert (entry.affiliate, entry.player) == (old, player)
+
+
+@pytest.mark.parametrize("amount", ["1e30", "-1e30", "10000000000"])
+def test_an_amount_too_large_is_a_form_error(client, setup, amount):
+    _, _, affiliate, _ = setup
+    response = client.post(URL, {"affiliate": affiliate.pk, "amount": amount, "memo": "bonus"})
+    assert response.status_code == 200
+    assert "must be less than" in str(response.context["form"].errors["amount"])
+    assert not LedgerEntry.objects.filter(kind=LedgerKind.MANUAL_ADJUSTMENT).exists()

@@ -49,3 +49,23 @@ def test_moving_a_plan_switch_earlier_on_the_affiliate_page_is_not_a_500(client,
         .order_by("valid_from")
         .values_list("valid_from", "valid_to")
     ) == [(date(2020, 1, 1), date(2026, 3, 31)), (date(2026, 4, 1), None)]
+
+
+def test_saving_a_page_with_an_all_brands_and_a_brand_assignment(client, tenant):
+    """The page's final overlap check sees assignments with a brand and without one (brand
+    ids are UUIDs: they must never be compared with a missing brand)."""
+    affiliate, _ = deal(tenant, cpa_amount=Decimal("10"))
+    branded = CommissionPlanFactory(operator=tenant.operator, cpa_amount=Decimal("20"))
+    PlanAssignment.objects.create(
+        affiliate=affiliate, plan=branded, brand=tenant.brand, valid_from=date(2026, 1, 1)
+    )
+    client.force_login(manager_of(tenant.operator))
+    data = affiliate_page_data(client, affiliate)
+    data["company"] = "Renamed Media"
+
+    response = client.post(f"/admin/attribution/affiliate/{affiliate.pk}/change/", data)
+
+    assert response.status_code == 302
+    affiliate.refresh_from_db()
+    assert affiliate.company == "Renamed Media"
+    assert PlanAssignment.objects.filter(affiliate=affiliate).count() == 2

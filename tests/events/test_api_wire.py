@@ -73,3 +73,18 @@ def test_metadata_number_written_differently_is_not_a_mismatch(tenant):
     again = post_bytes(tenant, text.encode())
     assert again.status_code == 200, again.content
     assert again.json()["payload_mismatch"] is False
+
+
+def test_metadata_numbers_differing_past_28_digits_are_a_mismatch(tenant):
+    """Compared by value, not rounded to Python's default 28-digit precision."""
+    base = event(tenant.brand, idempotency_key="reg_meta_precise")
+    text = json.dumps({**base, "metadata": {"ref": 0}})
+    first = post_bytes(
+        tenant, text.replace('"ref": 0', '"ref": 1.00000000000000000000000000001').encode()
+    )
+    assert first.status_code == 201, first.content
+    again = post_bytes(
+        tenant, text.replace('"ref": 0', '"ref": 1.00000000000000000000000000002').encode()
+    )
+    assert again.status_code == 200, again.content
+    assert again.json()["payload_mismatch"] is True
